@@ -1,0 +1,65 @@
+"""ISO-8601 durations (`PT30M`, `P1DT2H`, `P2W`) as used for SLAs and escalation waits.
+
+Years and months are refused: their length depends on the calendar, and a deadline must be an
+exact instant.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+__all__ = ["Duration", "format_duration", "parse_duration"]
+
+_PATTERN = re.compile(
+    r"P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+
+
+def parse_duration(value: str) -> timedelta:
+    """Parse an ISO-8601 duration into a timedelta; ValueError names what is wrong."""
+    match = _PATTERN.fullmatch(value)
+    if match is None:
+        if re.match(r"P[^T]*[YM]", value):
+            raise ValueError(
+                f"{value!r}: years and months are not exact lengths of time; use weeks or days"
+            )
+        raise ValueError(f"{value!r} is not an ISO-8601 duration such as 'PT30M' or 'P1DT2H'")
+    parts = {name: float(text) for name, text in match.groupdict().items() if text is not None}
+    if not parts:
+        raise ValueError(f"{value!r} is not an ISO-8601 duration such as 'PT30M' or 'P1DT2H'")
+    result = timedelta(**parts)
+    if result <= timedelta(0):
+        raise ValueError(f"{value!r}: a duration must be longer than zero")
+    return result
+
+
+def format_duration(value: timedelta) -> str:
+    """The ISO-8601 form of a positive timedelta, e.g. `PT1H30M`."""
+    total = value.total_seconds()
+    if total <= 0:
+        raise ValueError("a duration must be longer than zero")
+    days, rest = divmod(int(total), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = total - int(total)
+    text = "P" + (f"{days}D" if days else "")
+    clock = (
+        (f"{hours}H" if hours else "")
+        + (f"{minutes}M" if minutes else "")
+        + (f"{seconds + fraction:g}S" if seconds or fraction else "")
+    )
+    return text + (f"T{clock}" if clock else "")
+
+
+def _check(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check)]
+"""A string field holding a valid ISO-8601 duration."""
