@@ -1,0 +1,3 @@
+from signoff_server.cli import main
+
+main()

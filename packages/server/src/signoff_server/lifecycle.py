@@ -1,0 +1,457 @@
+"""The request lifecycle: create, decide, cancel, expire, report outcome.
+
+Every change runs in one write transaction together with its audit events. A change that closes
+a request is a compare-and-set on the row's `version`, so of several concurrent decisions the
+database lets exactly one through; the others get a Conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from signoff.durations import parse_duration
+from signoff.ids import new_id
+from signoff.models import (
+    CommentRequired,
+    DecisionCreate,
+    DecisionVia,
+    OutcomeReport,
+    Request,
+    RequestCreate,
+    Route,
+    Status,
+    TimeoutOutcome,
+    Verdict,
+)
+from signoff_server import audit
+from signoff_server.db import Database
+from signoff_server.errors import Conflict, Forbidden, Invalid
+from signoff_server.identity import Principal
+from signoff_server.quorum import Approval, eligible_roles, quorum_met, role_to_decide_in
+from signoff_server.schema import agents, decisions, request_roles, requests, user_roles
+from signoff_server.views import load_request
+
+__all__ = ["NOTIFY_CHANNEL", "Lifecycle"]
+
+NOTIFY_CHANNEL = "signoff_request_closed"
+DEFAULT_ROLE = "default"
+
+_CLOSING_STATUS = {
+    Verdict.APPROVE: Status.APPROVED,
+    Verdict.EDIT: Status.APPROVED,
+    Verdict.REJECT: Status.REJECTED,
+    Verdict.RESPOND: Status.RESPONDED,
+}
+
+
+def _body_hash(payload: RequestCreate) -> str:
+    body = payload.model_dump(mode="json", exclude={"idempotency_key"})
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The result of a create: the request and whether this call made it (False on replay)."""
+
+    request: Request
+    created: bool
+
+
+class Lifecycle:
+    """Changes to requests. `on_closed(request)` runs after a commit that closed a request."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_closed: Callable[[Request], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.on_closed = on_closed
+        self.clock = clock
+
+    # create -----------------------------------------------------------------------------
+
+    def create(self, principal: Principal, payload: RequestCreate) -> Created:
+        """Create a request for the calling agent; an idempotent replay returns the first one."""
+        if not principal.is_agent or "requests:create" not in principal.scopes:
+            raise Forbidden("only an agent key with the requests:create scope can create requests")
+        if payload.agent.id is not None and payload.agent.id != principal.id:
+            raise Forbidden(
+                f"this key belongs to agent {principal.id!r}, not {payload.agent.id!r}",
+                code="agent_mismatch",
+            )
+        body_hash = _body_hash(payload)
+        if payload.idempotency_key is not None:
+            replay = self._replay(principal, payload.idempotency_key, body_hash)
+            if replay is not None:
+                return Created(replay, created=False)
+        try:
+            with self.db.write() as conn:
+                request_id = self._insert(conn, principal, payload, body_hash)
+                _, request = load_request(conn, None, request_id)
+        except IntegrityError:
+            # A concurrent create with the same idempotency key won the unique constraint.
+            assert payload.idempotency_key is not None
+            replay = self._replay(principal, payload.idempotency_key, body_hash)
+            if replay is None:
+                raise
+            return Created(replay, created=False)
+        return Created(request, created=True)
+
+    def _replay(self, principal: Principal, key: str, body_hash: str) -> Request | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(requests.c.id, requests.c.body_hash).where(
+                    requests.c.agent_id == principal.id, requests.c.idempotency_key == key
+                )
+            ).first()
+            if row is None:
+                return None
+            if row.body_hash != body_hash:
+                raise Conflict(
+                    f"idempotency key {key!r} was used for a different request ({row.id})",
+                    code="idempotency_key_reused",
+                )
+            return load_request(conn, principal, row.id)[1]
+
+    def _insert(
+        self, conn: Connection, principal: Principal, payload: RequestCreate, body_hash: str
+    ) -> str:
+        now = self.clock()
+        request_id = new_id("req")
+        route = payload.route or Route(role=DEFAULT_ROLE)
+        roles = eligible_roles(route.role, payload.approvals)
+        members = conn.execute(
+            select(user_roles.c.email).where(user_roles.c.role == route.role).order_by("email")
+        )
+        assignees = list(dict.fromkeys(r.email for r in members))
+        stored = payload.model_dump(mode="json", exclude={"route"})
+        stored["agent"] = {**stored["agent"], "id": principal.id}
+        if conn.execute(select(agents.c.id).where(agents.c.id == principal.id)).first() is None:
+            conn.execute(insert(agents).values(id=principal.id, created_at=now))
+        conn.execute(
+            insert(requests).values(
+                id=request_id,
+                agent_id=principal.id,
+                status=Status.PENDING.value,
+                version=1,
+                route_role=route.role,
+                risk=payload.risk.value,
+                object_type=payload.business_object.type,
+                object_id=payload.business_object.id,
+                idempotency_key=payload.idempotency_key,
+                body_hash=body_hash,
+                payload=stored,
+                policy=None,
+                assignees=assignees,
+                escalation_level=0,
+                callback_status=None,
+                outcome=None,
+                created_at=now,
+                due_at=now + parse_duration(payload.sla) if payload.sla else None,
+            )
+        )
+        for role in roles:
+            conn.execute(insert(request_roles).values(request_id=request_id, role=role))
+        audit.append(
+            conn,
+            type="request.created",
+            actor=f"agent:{principal.id}",
+            at=now,
+            request_id=request_id,
+            data={
+                "action": stored["action"],
+                "business_object": stored["business_object"],
+                "risk": payload.risk.value,
+                "correlation": stored["correlation"],
+            },
+        )
+        audit.append(
+            conn,
+            type="request.routed",
+            actor="system",
+            at=now,
+            request_id=request_id,
+            data={"role": route.role, "assignees": assignees, "sla": payload.sla},
+        )
+        return request_id
+
+    # decide -----------------------------------------------------------------------------
+
+    def decide(
+        self,
+        principal: Principal,
+        request_id: str,
+        decision: DecisionCreate,
+        *,
+        via: DecisionVia = DecisionVia.API,
+    ) -> Request:
+        """Record a reviewer's decision; close the request when it is final."""
+        if principal.is_agent:
+            raise Forbidden("an agent key can never decide", code="agents_cannot_decide")
+        with self.db.write() as conn:
+            row, request = load_request(conn, principal, request_id, for_update=True)
+            self._check_decidable(request, decision)
+            given = [
+                Approval(d.decided_by.user, d.decided_by.role)
+                for d in request.decisions
+                if d.verdict in (Verdict.APPROVE, Verdict.EDIT)
+            ]
+            role = role_to_decide_in(
+                principal.roles,
+                request.route.role,
+                request.approvals,
+                given,
+                is_admin=principal.is_admin,
+            )
+            if role is None:  # check_visible lets no such reviewer through; keep it fail-closed
+                raise Forbidden(f"{request_id} is routed to roles you do not hold")
+            self._check_separation(principal, request, given, decision.verdict)
+            approving = decision.verdict in (Verdict.APPROVE, Verdict.EDIT)
+            if approving:
+                given.append(Approval(principal.id, role))
+            closing = not approving or quorum_met(request.approvals, given)
+            if decision.verdict is Verdict.EDIT and not closing:
+                raise Invalid(
+                    "edit is only possible as the approval that completes the quorum",
+                    field="verdict",
+                    code="edit_needs_final_approval",
+                )
+            now = self.clock()
+            self._cas(conn, row, _CLOSING_STATUS[decision.verdict] if closing else None, now)
+            conn.execute(
+                insert(decisions).values(
+                    id=new_id("dec"),
+                    request_id=request_id,
+                    verdict=decision.verdict.value,
+                    arguments=decision.arguments,
+                    comment=decision.comment,
+                    reason_code=decision.reason_code,
+                    decided_by=principal.id,
+                    role=role,
+                    via=via.value,
+                    closing=closing,
+                    at=now,
+                )
+            )
+            audit.append(
+                conn,
+                type="request.decided" if closing else "request.approval_recorded",
+                actor=f"user:{principal.id}",
+                at=now,
+                request_id=request_id,
+                data={
+                    "verdict": decision.verdict.value,
+                    "role": role,
+                    "via": via.value,
+                    "comment": decision.comment,
+                    "reason_code": decision.reason_code,
+                    "arguments": decision.arguments,
+                },
+            )
+            if closing:
+                self._notify(conn, request_id)
+            _, result = load_request(conn, None, request_id)
+        if closing:
+            self.on_closed(result)
+        return result
+
+    @staticmethod
+    def _check_decidable(request: Request, decision: DecisionCreate) -> None:
+        if request.status.is_terminal:
+            raise Conflict(f"{request.id} is already {request.status.value}", code="request_closed")
+        if decision.verdict not in request.allowed:
+            allowed = ", ".join(v.value for v in request.allowed)
+            raise Invalid(
+                f"verdict {decision.verdict.value!r} is not allowed here (allowed: {allowed})",
+                field="verdict",
+                code="verdict_not_allowed",
+            )
+        needs_comment = request.comment_required is CommentRequired.ALWAYS or (
+            request.comment_required is CommentRequired.ON_REJECT
+            and decision.verdict is Verdict.REJECT
+        )
+        if needs_comment and not (decision.comment or "").strip():
+            raise Invalid(
+                "this request needs a comment with the decision",
+                field="comment",
+                code="comment_required",
+            )
+
+    @staticmethod
+    def _check_separation(
+        principal: Principal, request: Request, given: list[Approval], verdict: Verdict
+    ) -> None:
+        if verdict not in (Verdict.APPROVE, Verdict.EDIT):
+            return
+        if any(a.user == principal.id for a in given):
+            raise Conflict("you already approved this request", code="already_approved")
+        if request.approvals.separation_of_duties and request.initiator == principal.id:
+            raise Forbidden(
+                "separation of duties: the person who started the agent run cannot approve it",
+                code="separation_of_duties",
+            )
+
+    def _cas(self, conn: Connection, row: Row[Any], status: Status | None, now: datetime) -> None:
+        values: dict[str, Any] = {"version": row.version + 1}
+        if status is not None:
+            values.update(status=status.value, closed_at=now)
+        result = conn.execute(
+            update(requests)
+            .where(
+                requests.c.id == row.id,
+                requests.c.version == row.version,
+                requests.c.status == Status.PENDING.value,
+            )
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                f"{row.id} was changed concurrently; it is no longer open", code="request_closed"
+            )
+
+    def _notify(self, conn: Connection, request_id: str) -> None:
+        if not self.db.is_sqlite:
+            # Delivered to LISTENers on every replica when this transaction commits.
+            conn.execute(
+                text("SELECT pg_notify(:channel, :id)"),
+                {"channel": NOTIFY_CHANNEL, "id": request_id},
+            )
+
+    # cancel, expire, outcome ------------------------------------------------------------
+
+    def cancel(self, principal: Principal, request_id: str, reason: str | None) -> Request:
+        """Withdraw a pending request: its own agent, or an admin."""
+        with self.db.write() as conn:
+            row, request = load_request(conn, principal, request_id, for_update=True)
+            if not (principal.is_agent or principal.is_admin):
+                raise Forbidden("only the request's agent or an admin can cancel it")
+            if request.status.is_terminal:
+                raise Conflict(
+                    f"{request_id} is already {request.status.value}", code="request_closed"
+                )
+            now = self.clock()
+            self._cas(conn, row, Status.CANCELLED, now)
+            actor = f"agent:{principal.id}" if principal.is_agent else f"user:{principal.id}"
+            audit.append(
+                conn,
+                type="request.cancelled",
+                actor=actor,
+                at=now,
+                request_id=request_id,
+                data={"reason": reason},
+            )
+            self._notify(conn, request_id)
+            _, result = load_request(conn, None, request_id)
+        self.on_closed(result)
+        return result
+
+    def expire_due(self, limit: int = 100) -> int:
+        """Apply the timeout outcome to pending requests past their deadline; how many closed."""
+        now = self.clock()
+        with self.db.read() as conn:
+            due = [
+                r.id
+                for r in conn.execute(
+                    select(requests.c.id)
+                    .where(requests.c.status == Status.PENDING.value, requests.c.due_at <= now)
+                    .order_by(requests.c.due_at)
+                    .limit(limit)
+                )
+            ]
+        closed = 0
+        for request_id in due:
+            try:
+                result = self._expire(request_id)
+            except Conflict:
+                continue  # decided or expired by someone else in the meantime
+            closed += 1
+            self.on_closed(result)
+        return closed
+
+    def _expire(self, request_id: str) -> Request:
+        with self.db.write() as conn:
+            row, request = load_request(conn, None, request_id, for_update=True)
+            now = self.clock()
+            if request.status.is_terminal or request.due_at is None or request.due_at > now:
+                raise Conflict(f"{request_id} is not due", code="not_due")
+            self._cas(conn, row, Status.EXPIRED, now)
+            verdict = (
+                Verdict.APPROVE if request.on_timeout is TimeoutOutcome.APPROVE else Verdict.REJECT
+            )
+            conn.execute(
+                insert(decisions).values(
+                    id=new_id("dec"),
+                    request_id=request_id,
+                    verdict=verdict.value,
+                    arguments=None,
+                    comment="no decision before the deadline",
+                    reason_code="timeout",
+                    decided_by="timeout",
+                    role=None,
+                    via=DecisionVia.TIMEOUT.value,
+                    closing=True,
+                    at=now,
+                )
+            )
+            audit.append(
+                conn,
+                type="request.expired",
+                actor="system",
+                at=now,
+                request_id=request_id,
+                data={"on_timeout": request.on_timeout.value, "due_at": request.due_at.isoformat()},
+            )
+            self._notify(conn, request_id)
+            return load_request(conn, None, request_id)[1]
+
+    def report_outcome(
+        self, principal: Principal, request_id: str, report: OutcomeReport
+    ) -> Request:
+        """The agent reports what it did after the decision; once per request."""
+        if not principal.is_agent or "requests:outcome" not in principal.scopes:
+            raise Forbidden("only the request's agent can report its outcome")
+        with self.db.write() as conn:
+            row, request = load_request(conn, principal, request_id, for_update=True)
+            if not request.status.is_terminal:
+                raise Conflict(
+                    f"{request_id} is still pending; report the outcome after the decision",
+                    code="request_pending",
+                )
+            if request.outcome is not None:
+                raise Conflict(
+                    f"the outcome of {request_id} was already reported", code="outcome_reported"
+                )
+            now = self.clock()
+            outcome = {
+                "status": report.status.value,
+                "detail": report.detail,
+                "at": now.isoformat(),
+            }
+            result = conn.execute(
+                update(requests)
+                .where(requests.c.id == row.id, requests.c.version == row.version)
+                .values(outcome=outcome, version=row.version + 1)
+            )
+            if result.rowcount != 1:
+                raise Conflict(f"{request_id} was changed concurrently", code="conflict")
+            audit.append(
+                conn,
+                type="request.outcome_reported",
+                actor=f"agent:{principal.id}",
+                at=now,
+                request_id=request_id,
+                data={"status": report.status.value, "detail": report.detail},
+            )
+            return load_request(conn, None, request_id)[1]

@@ -1,0 +1,56 @@
+"""Quorum rules: when do the approvals recorded so far close a request as approved?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from signoff.models import ApprovalMode, Approvals
+
+__all__ = ["Approval", "eligible_roles", "quorum_met", "role_to_decide_in"]
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approving decision: who gave it and in which role."""
+
+    user: str
+    role: str | None
+
+
+def eligible_roles(route_role: str, approvals: Approvals) -> list[str]:
+    """The roles whose members may decide: the route's role plus any quorum roles."""
+    return list(dict.fromkeys([route_role, *(approvals.roles or [])]))
+
+
+def quorum_met(approvals: Approvals, given: Sequence[Approval]) -> bool:
+    """True when `given` (distinct people) satisfies the quorum."""
+    people = {a.user for a in given}
+    match approvals.mode:
+        case ApprovalMode.SINGLE:
+            return len(people) >= 1
+        case ApprovalMode.THRESHOLD | ApprovalMode.ANY_OF:
+            return len(people) >= approvals.required
+        case ApprovalMode.ALL_OF:
+            covered = {a.role for a in given}
+            return all(role in covered for role in approvals.roles or [])
+
+
+def role_to_decide_in(
+    held: frozenset[str],
+    route_role: str,
+    approvals: Approvals,
+    given: Sequence[Approval],
+    *,
+    is_admin: bool,
+) -> str | None:
+    """The role a reviewer decides in, preferring one the quorum still lacks; None if none."""
+    eligible = [role for role in eligible_roles(route_role, approvals) if role in held]
+    if approvals.mode is ApprovalMode.ALL_OF:
+        covered = {a.role for a in given}
+        missing = [role for role in eligible if role not in covered]
+        if missing:
+            return missing[0]
+    if eligible:
+        return eligible[0]
+    return "admin" if is_admin else None

@@ -1,0 +1,20 @@
+"""Server settings. The CLI fills them from flags and `SIGNOFF_*` environment variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///./signoff.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `create_app` needs; no I/O happens until the app starts."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    expiry_interval: float = 1.0
+    """Seconds between sweeps that apply the timeout outcome to overdue requests."""
+    wait_recheck: float = 5.0
+    """A long-poll re-reads its request at least this often, in case a wake-up was missed."""

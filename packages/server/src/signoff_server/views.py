@@ -1,0 +1,176 @@
+"""Reading requests: rows into the wire model, visibility rules, filtered cursor pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, exists, select
+
+from signoff.models import Decision, Outcome, Page, Request, Status
+from signoff_server.errors import Forbidden, Invalid, NotFound
+from signoff_server.identity import Principal
+from signoff_server.schema import decisions, request_roles, requests
+
+__all__ = ["ListFilters", "check_visible", "list_requests", "load_request", "render"]
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """Query filters of `GET /v1/requests`."""
+
+    status: Status | None = None
+    role: str | None = None
+    agent: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+
+
+def _decision(row: Row[Any]) -> Decision:
+    return Decision.model_validate(
+        {
+            "id": row.id,
+            "request_id": row.request_id,
+            "verdict": row.verdict,
+            "arguments": row.arguments,
+            "comment": row.comment,
+            "reason_code": row.reason_code,
+            "decided_by": {"user": row.decided_by, "role": row.role},
+            "via": row.via,
+            "at": row.at,
+        }
+    )
+
+
+def render(row: Row[Any], decision_rows: list[Row[Any]]) -> Request:
+    """The wire model of one request row and its decision rows."""
+    payload: dict[str, Any] = dict(row.payload)
+    payload.pop("idempotency_key", None)
+    return Request.model_validate(
+        {
+            **payload,
+            "id": row.id,
+            "status": row.status,
+            "created_at": row.created_at,
+            "due_at": row.due_at,
+            "closed_at": row.closed_at,
+            "idempotency_key": row.idempotency_key,
+            "route": {"role": row.route_role},
+            "risk": row.risk,
+            "policy": row.policy,
+            "assignees": row.assignees,
+            "escalation_level": row.escalation_level,
+            "callback_status": row.callback_status,
+            "decisions": [_decision(d) for d in decision_rows],
+            "outcome": Outcome.model_validate(row.outcome) if row.outcome else None,
+        }
+    )
+
+
+def _decision_rows(conn: Connection, request_ids: list[str]) -> dict[str, list[Row[Any]]]:
+    grouped: dict[str, list[Row[Any]]] = {rid: [] for rid in request_ids}
+    if request_ids:
+        rows = conn.execute(
+            select(decisions)
+            .where(decisions.c.request_id.in_(request_ids))
+            .order_by(decisions.c.at, decisions.c.id)
+        )
+        for row in rows:
+            grouped[row.request_id].append(row)
+    return grouped
+
+
+def _roles_of(conn: Connection, request_id: str) -> set[str]:
+    rows = conn.execute(
+        select(request_roles.c.role).where(request_roles.c.request_id == request_id)
+    )
+    return {r.role for r in rows}
+
+
+def check_visible(conn: Connection, principal: Principal, row: Row[Any]) -> None:
+    """Refuse callers who may not see this request.
+
+    Another agent's request is a 404, so agents cannot learn what others asked; a reviewer who
+    holds none of the request's roles gets a 403 that says so.
+    """
+    if principal.is_agent:
+        if row.agent_id != principal.id:
+            raise NotFound(f"no request {row.id}")
+        return
+    if principal.is_admin:
+        return
+    if not principal.roles & _roles_of(conn, row.id):
+        raise Forbidden(f"{row.id} is routed to roles you do not hold", code="role_required")
+
+
+def load_request(
+    conn: Connection, principal: Principal | None, request_id: str, *, for_update: bool = False
+) -> tuple[Row[Any], Request]:
+    """The row and wire model of one request, checked against the caller's visibility."""
+    query = select(requests).where(requests.c.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no request {request_id}")
+    if principal is not None:
+        check_visible(conn, principal, row)
+    return row, render(row, _decision_rows(conn, [row.id])[row.id])
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Invalid("not a cursor this server issued", field="cursor") from exc
+    if not value.startswith("req_"):
+        raise Invalid("not a cursor this server issued", field="cursor")
+    return value
+
+
+def _encode_cursor(request_id: str) -> str:
+    return base64.urlsafe_b64encode(request_id.encode()).decode().rstrip("=")
+
+
+def list_requests(
+    conn: Connection,
+    principal: Principal,
+    filters: ListFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> Page[Request]:
+    """Newest first; `next_cursor` continues after the last item of this page."""
+    query = select(requests).order_by(requests.c.id.desc()).limit(limit + 1)
+    if principal.is_agent:
+        query = query.where(requests.c.agent_id == principal.id)
+    elif not principal.is_admin:
+        query = query.where(
+            exists()
+            .where(request_roles.c.request_id == requests.c.id)
+            .where(request_roles.c.role.in_(sorted(principal.roles)))
+        )
+    if filters.status is not None:
+        query = query.where(requests.c.status == filters.status.value)
+    if filters.role is not None:
+        query = query.where(requests.c.route_role == filters.role)
+    if filters.agent is not None:
+        query = query.where(requests.c.agent_id == filters.agent)
+    if filters.object_type is not None:
+        query = query.where(requests.c.object_type == filters.object_type)
+    if filters.object_id is not None:
+        query = query.where(requests.c.object_id == filters.object_id)
+    if cursor is not None:
+        query = query.where(requests.c.id < _decode_cursor(cursor))
+    rows = list(conn.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    grouped = _decision_rows(conn, [r.id for r in rows])
+    return Page[Request](
+        items=[render(r, grouped[r.id]) for r in rows],
+        next_cursor=_encode_cursor(rows[-1].id) if more and rows else None,
+    )

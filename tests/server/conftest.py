@@ -1,0 +1,156 @@
+"""Server test fixtures: a fresh store per test on SQLite and on PostgreSQL, and a real server.
+
+`store_url` is parametrized over both backends, so every test that uses it (directly or through
+`server`) runs twice. PostgreSQL tests create their own databases from a migrated template and
+drop them afterwards; the template itself is dropped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+
+from signoff import Client
+from signoff_server.app import create_app
+from signoff_server.db import Database, migrate
+from signoff_server.identity import create_agent_key, create_token, set_user
+from signoff_server.settings import Settings
+
+PG_ADMIN = os.environ.get("SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_admin() -> psycopg.Connection:
+    return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+
+
+def _pg_url(name: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database that per-test databases are copied from."""
+    try:
+        admin = _pg_admin()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}")
+    name = f"signoff_tmpl_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    migrate(_pg_url(name))
+    yield name
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database URL: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'signoff.db'}"
+        migrate(url)
+        yield url
+        return
+    template: str = request.getfixturevalue("pg_template")
+    name = f"signoff_test_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _pg_url(name)
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerThread:
+    """The app served by uvicorn on a free loopback port, in a thread; stopped on exit."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+@dataclass
+class World:
+    """A running server and helpers to mint the identities a test needs."""
+
+    url: str
+    db: Database
+    clients: list[Client] = field(default_factory=list[Client])
+
+    def agent_key(self, agent: str | None = None) -> str:
+        """A key for `agent` (a fresh agent id when omitted)."""
+        with self.db.write() as conn:
+            return create_agent_key(conn, agent or f"agent-{uuid.uuid4().hex[:8]}")
+
+    def reviewer_token(self, *roles: str, email: str | None = None) -> str:
+        """A personal token for a (new) reviewer holding `roles`."""
+        email = email or f"r-{uuid.uuid4().hex[:8]}@example.com"
+        with self.db.write() as conn:
+            set_user(conn, email, list(roles))
+            return create_token(conn, email)
+
+    def client(self, secret: str | None = None, **kwargs: object) -> Client:
+        """A core Client against this server."""
+        client = Client(base_url=self.url, api_key=secret or "", **kwargs)  # type: ignore[arg-type]
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every client this world handed out."""
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture
+def world(store_url: str) -> Iterator[World]:
+    """A real signoff server over HTTP on a fresh store (runs on SQLite and PostgreSQL)."""
+    settings = Settings(database_url=store_url, expiry_interval=0.2, wait_recheck=5.0)
+    db = Database(store_url)
+    try:
+        with ServerThread(settings) as server:
+            world = World(server.url, db)
+            try:
+                yield world
+            finally:
+                world.close()
+    finally:
+        db.dispose()
