@@ -25,10 +25,11 @@ from signoff_server import audit
 from signoff_server.db import Database
 from signoff_server.errors import ServiceError, Unauthorized
 from signoff_server.identity import Principal, authenticate
-from signoff_server.lifecycle import Lifecycle
+from signoff_server.lifecycle import DEADLINE_TIMER, Lifecycle
 from signoff_server.metrics import Metrics
 from signoff_server.notify import PostgresListener, Waiters
 from signoff_server.settings import Settings
+from signoff_server.timers import Scheduler
 from signoff_server.views import MAX_PAGE, ListFilters, list_requests, load_request
 
 __all__ = ["create_app"]
@@ -92,6 +93,7 @@ class _State:
     settings: Settings
     db: Database
     lifecycle: Lifecycle
+    scheduler: Scheduler
     waiters: Waiters
     metrics: Metrics
 
@@ -103,10 +105,13 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [
-        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")),
-         "type": str(err.get("type", ""))}
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
         for err in exc.errors()
-    ]  # fmt: skip
+    ]
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -133,15 +138,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "internal server error")
 
 
-async def _expiry_loop(state: _State) -> None:
-    while True:
-        try:
-            await run_in_threadpool(state.lifecycle.expire_due)
-        except Exception:
-            log.exception("expiry sweep failed; retrying")
-        await asyncio.sleep(state.settings.expiry_interval)
-
-
 def create_app(settings: Settings) -> FastAPI:
     """The signoff ASGI app for `settings`. The database must be migrated already."""
     db = Database(settings.database_url)
@@ -152,23 +148,30 @@ def create_app(settings: Settings) -> FastAPI:
         waiters.wake(request.id)
         metrics.request_closed(request)
 
-    state = _State(settings, db, Lifecycle(db, on_closed=on_closed), waiters, metrics)
+    lifecycle = Lifecycle(db, on_closed=on_closed)
+    scheduler = Scheduler(
+        db, {DEADLINE_TIMER: lifecycle.fire_deadline}, interval=settings.timer_interval
+    )
+    state = _State(settings, db, lifecycle, scheduler, waiters, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncGenerator[None]:
         waiters.bind(asyncio.get_running_loop())
         listener = None
         if not db.is_sqlite:
-            listener = PostgresListener(db.engine.url.set(drivername="postgresql").render_as_string(
-                hide_password=False), waiters)  # fmt: skip
+            listener = PostgresListener(
+                db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                waiters,
+            )
             listener.start()
-        sweeper = asyncio.create_task(_expiry_loop(state))
+        ticking = asyncio.create_task(scheduler.run()) if settings.run_timers else None
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            if ticking is not None:
+                ticking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticking
             if listener is not None:
                 await run_in_threadpool(listener.stop)
             db.dispose()
@@ -189,8 +192,12 @@ def create_app(settings: Settings) -> FastAPI:
 def _add_routes(app: FastAPI, state: _State) -> None:
     lifecycle = state.lifecycle
 
-    @app.post("/v1/requests", status_code=201, responses={200: {"model": RequestModel}, **_ERRORS},
-              tags=["requests"])  # fmt: skip
+    @app.post(
+        "/v1/requests",
+        status_code=201,
+        responses={200: {"model": RequestModel}, **_ERRORS},
+        tags=["requests"],
+    )
     def create_request(body: RequestCreate, caller: Caller, response: Response) -> RequestModel:
         """Ask for approval of one action. The same idempotency key and body return the same
         request (200); the same key with a different body is a 409."""
@@ -277,8 +284,12 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         """Liveness: answers once the server is ready."""
         return Health(status="ok")
 
-    @app.get("/metrics", tags=["operations"], response_class=Response,
-             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
     def metrics() -> Response:
         """Prometheus metrics."""
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

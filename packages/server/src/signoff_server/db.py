@@ -86,7 +86,7 @@ class Database:
         self.engine.dispose()
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     """Bring the database at `url` to `revision` (the same migrations for SQLite and PostgreSQL)."""
     engine = create_engine(normalize_url(url), poolclass=NullPool)
     config = Config()
@@ -99,11 +99,15 @@ def migrate(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
-def make_revision(url: str, message: str) -> None:
-    """Developer helper: autogenerate a migration from the schema (not part of the CLI)."""
+def make_revision(url: str, message: str, rev_id: str, head: str = "head") -> None:
+    """Developer helper: autogenerate a migration from the schema (not part of the CLI).
+
+    Run it against a scratch database: it first migrates that database to `head`.
+    """
+    migrate(url, head)
     engine = create_engine(normalize_url(url), poolclass=NullPool)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.revision(config, message=message, autogenerate=True)
+        command.revision(config, message=message, autogenerate=True, rev_id=rev_id, head=head)

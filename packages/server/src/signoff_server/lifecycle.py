@@ -26,23 +26,26 @@ from signoff.models import (
     OutcomeReport,
     Request,
     RequestCreate,
-    Route,
     Status,
     TimeoutOutcome,
     Verdict,
 )
-from signoff_server import audit
+from signoff_server import audit, timers
 from signoff_server.db import Database
 from signoff_server.errors import Conflict, Forbidden, Invalid
 from signoff_server.identity import Principal
 from signoff_server.quorum import Approval, eligible_roles, quorum_met, role_to_decide_in
-from signoff_server.schema import agents, decisions, request_roles, requests, user_roles
+from signoff_server.routing import RequestRouter, Router, Routing
+from signoff_server.schema import agents, decisions, request_roles, requests
 from signoff_server.views import load_request
 
-__all__ = ["NOTIFY_CHANNEL", "Lifecycle"]
+__all__ = ["DEADLINE_TIMER", "NOTIFY_CHANNEL", "CloseHook", "Created", "Lifecycle"]
 
 NOTIFY_CHANNEL = "signoff_request_closed"
-DEFAULT_ROLE = "default"
+DEADLINE_TIMER = "request.deadline"
+
+CloseHook = Callable[[Connection, Request, datetime], None]
+"""Runs inside the transaction that closes a request (e.g. to write the callback outbox row)."""
 
 _CLOSING_STATUS = {
     Verdict.APPROVE: Status.APPROVED,
@@ -67,18 +70,34 @@ class Created:
 
 
 class Lifecycle:
-    """Changes to requests. `on_closed(request)` runs after a commit that closed a request."""
+    """Changes to requests.
+
+    `router` decides routing at creation; every `close_hooks` function runs inside the
+    transaction that closes a request; `on_closed(request)` runs after that commit.
+    """
 
     def __init__(
         self,
         db: Database,
         *,
         on_closed: Callable[[Request], None],
+        router: Router | None = None,
+        close_hooks: list[CloseHook] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.on_closed = on_closed
+        self.router: Router = router or RequestRouter()
+        self.close_hooks: list[CloseHook] = list(close_hooks or [])
         self.clock = clock
+
+    def _closed(self, conn: Connection, request_id: str, now: datetime) -> Request:
+        """In the closing transaction: notify other replicas, run the hooks, return the result."""
+        self._notify(conn, request_id)
+        result = load_request(conn, None, request_id)[1]
+        for hook in self.close_hooks:
+            hook(conn, result, now)
+        return result
 
     # create -----------------------------------------------------------------------------
 
@@ -98,8 +117,7 @@ class Lifecycle:
                 return Created(replay, created=False)
         try:
             with self.db.write() as conn:
-                request_id = self._insert(conn, principal, payload, body_hash)
-                _, request = load_request(conn, None, request_id)
+                request, closed = self._insert(conn, principal, payload, body_hash)
         except IntegrityError:
             # A concurrent create with the same idempotency key won the unique constraint.
             assert payload.idempotency_key is not None
@@ -107,6 +125,8 @@ class Lifecycle:
             if replay is None:
                 raise
             return Created(replay, created=False)
+        if closed:
+            self.on_closed(request)
         return Created(request, created=True)
 
     def _replay(self, principal: Principal, key: str, body_hash: str) -> Request | None:
@@ -127,43 +147,67 @@ class Lifecycle:
 
     def _insert(
         self, conn: Connection, principal: Principal, payload: RequestCreate, body_hash: str
-    ) -> str:
+    ) -> tuple[Request, bool]:
         now = self.clock()
         request_id = new_id("req")
-        route = payload.route or Route(role=DEFAULT_ROLE)
-        roles = eligible_roles(route.role, payload.approvals)
-        members = conn.execute(
-            select(user_roles.c.email).where(user_roles.c.role == route.role).order_by("email")
-        )
-        assignees = list(dict.fromkeys(r.email for r in members))
-        stored = payload.model_dump(mode="json", exclude={"route"})
-        stored["agent"] = {**stored["agent"], "id": principal.id}
         if conn.execute(select(agents.c.id).where(agents.c.id == principal.id)).first() is None:
             conn.execute(insert(agents).values(id=principal.id, created_at=now))
+        routing = self.router.route(conn, payload, principal.id, now)
+        asked = payload.model_dump(mode="json", exclude={"idempotency_key"})
+        stored = {
+            **asked,
+            "agent": {**asked["agent"], "id": principal.id},
+            "sla": routing.sla,
+            "on_timeout": routing.on_timeout.value,
+            "approvals": routing.approvals.model_dump(mode="json"),
+            "allowed": [v.value for v in routing.allowed],
+            "comment_required": routing.comment_required.value,
+        }
+        stored.pop("route", None)
+        stored.pop("risk", None)
+        due_at = now + parse_duration(routing.sla) if routing.sla else None
         conn.execute(
             insert(requests).values(
                 id=request_id,
                 agent_id=principal.id,
                 status=Status.PENDING.value,
                 version=1,
-                route_role=route.role,
-                risk=payload.risk.value,
+                route_role=routing.role,
+                risk=routing.risk.value,
                 object_type=payload.business_object.type,
                 object_id=payload.business_object.id,
                 idempotency_key=payload.idempotency_key,
                 body_hash=body_hash,
                 payload=stored,
-                policy=None,
-                assignees=assignees,
+                policy=routing.policy.model_dump(mode="json") if routing.policy else None,
+                assignees=routing.assignees,
                 escalation_level=0,
                 callback_status=None,
                 outcome=None,
                 created_at=now,
-                due_at=now + parse_duration(payload.sla) if payload.sla else None,
+                due_at=due_at,
             )
         )
-        for role in roles:
+        for role in eligible_roles(routing.role, routing.approvals):
             conn.execute(insert(request_roles).values(request_id=request_id, role=role))
+        self._audit_created(conn, principal, request_id, asked, routing, now)
+        if routing.auto is not None:
+            return self._auto_decide(conn, request_id, routing, now), True
+        if due_at is not None:
+            timers.arm(conn, kind=DEADLINE_TIMER, due_at=due_at, now=now, request_id=request_id)
+        request = load_request(conn, None, request_id)[1]
+        self.router.after_create(conn, request, routing, now)
+        return request, False
+
+    @staticmethod
+    def _audit_created(
+        conn: Connection,
+        principal: Principal,
+        request_id: str,
+        asked: dict[str, Any],
+        routing: Routing,
+        now: datetime,
+    ) -> None:
         audit.append(
             conn,
             type="request.created",
@@ -171,10 +215,11 @@ class Lifecycle:
             at=now,
             request_id=request_id,
             data={
-                "action": stored["action"],
-                "business_object": stored["business_object"],
-                "risk": payload.risk.value,
-                "correlation": stored["correlation"],
+                "action": asked["action"],
+                "business_object": asked["business_object"],
+                "risk": asked["risk"],
+                "correlation": asked["correlation"],
+                "asked": {k: asked[k] for k in ("route", "sla", "on_timeout", "approvals")},
             },
         )
         audit.append(
@@ -183,9 +228,54 @@ class Lifecycle:
             actor="system",
             at=now,
             request_id=request_id,
-            data={"role": route.role, "assignees": assignees, "sla": payload.sla},
+            data={
+                "role": routing.role,
+                "assignees": routing.assignees,
+                "risk": routing.risk.value,
+                "sla": routing.sla,
+                "on_timeout": routing.on_timeout.value,
+                "approvals": routing.approvals.model_dump(mode="json"),
+                "policy": routing.policy.model_dump(mode="json") if routing.policy else None,
+            },
         )
-        return request_id
+
+    def _auto_decide(
+        self, conn: Connection, request_id: str, routing: Routing, now: datetime
+    ) -> Request:
+        verdict = routing.auto
+        if verdict is None or verdict not in (Verdict.APPROVE, Verdict.REJECT):
+            raise ValueError(f"a policy can only auto-approve or auto-reject, not {verdict}")
+        status = Status.APPROVED if verdict is Verdict.APPROVE else Status.REJECTED
+        conn.execute(
+            update(requests)
+            .where(requests.c.id == request_id)
+            .values(status=status.value, closed_at=now, version=2)
+        )
+        policy = routing.policy.name if routing.policy else "policy"
+        conn.execute(
+            insert(decisions).values(
+                id=new_id("dec"),
+                request_id=request_id,
+                verdict=verdict.value,
+                arguments=None,
+                comment=f"decided by policy {policy!r}",
+                reason_code="policy",
+                decided_by=f"policy:{policy}",
+                role=None,
+                via=DecisionVia.POLICY.value,
+                closing=True,
+                at=now,
+            )
+        )
+        audit.append(
+            conn,
+            type="request.decided",
+            actor=f"policy:{policy}",
+            at=now,
+            request_id=request_id,
+            data={"verdict": verdict.value, "via": "policy"},
+        )
+        return self._closed(conn, request_id, now)
 
     # decide -----------------------------------------------------------------------------
 
@@ -261,8 +351,9 @@ class Lifecycle:
                 },
             )
             if closing:
-                self._notify(conn, request_id)
-            _, result = load_request(conn, None, request_id)
+                result = self._closed(conn, request_id, now)
+            else:
+                result = load_request(conn, None, request_id)[1]
         if closing:
             self.on_closed(result)
         return result
@@ -357,35 +448,14 @@ class Lifecycle:
         self.on_closed(result)
         return result
 
-    def expire_due(self, limit: int = 100) -> int:
-        """Apply the timeout outcome to pending requests past their deadline; how many closed."""
-        now = self.clock()
-        with self.db.read() as conn:
-            due = [
-                r.id
-                for r in conn.execute(
-                    select(requests.c.id)
-                    .where(requests.c.status == Status.PENDING.value, requests.c.due_at <= now)
-                    .order_by(requests.c.due_at)
-                    .limit(limit)
-                )
-            ]
-        closed = 0
-        for request_id in due:
-            try:
-                result = self._expire(request_id)
-            except Conflict:
-                continue  # decided or expired by someone else in the meantime
-            closed += 1
-            self.on_closed(result)
-        return closed
-
-    def _expire(self, request_id: str) -> Request:
+    def fire_deadline(self, timer: timers.Timer, now: datetime) -> None:
+        """Timer handler: apply the timeout outcome if the request is still pending at `due_at`."""
+        assert timer.request_id is not None
         with self.db.write() as conn:
-            row, request = load_request(conn, None, request_id, for_update=True)
-            now = self.clock()
+            timers.complete(conn, timer)
+            row, request = load_request(conn, None, timer.request_id, for_update=True)
             if request.status.is_terminal or request.due_at is None or request.due_at > now:
-                raise Conflict(f"{request_id} is not due", code="not_due")
+                return  # decided in time (or the deadline moved): nothing to do
             self._cas(conn, row, Status.EXPIRED, now)
             verdict = (
                 Verdict.APPROVE if request.on_timeout is TimeoutOutcome.APPROVE else Verdict.REJECT
@@ -393,7 +463,7 @@ class Lifecycle:
             conn.execute(
                 insert(decisions).values(
                     id=new_id("dec"),
-                    request_id=request_id,
+                    request_id=request.id,
                     verdict=verdict.value,
                     arguments=None,
                     comment="no decision before the deadline",
@@ -410,11 +480,16 @@ class Lifecycle:
                 type="request.expired",
                 actor="system",
                 at=now,
-                request_id=request_id,
-                data={"on_timeout": request.on_timeout.value, "due_at": request.due_at.isoformat()},
+                request_id=request.id,
+                data={
+                    "on_timeout": request.on_timeout.value,
+                    "verdict": verdict.value,
+                    "due_at": request.due_at.isoformat(),
+                    "assignees": request.assignees,
+                },
             )
-            self._notify(conn, request_id)
-            return load_request(conn, None, request_id)[1]
+            result = self._closed(conn, request.id, now)
+        self.on_closed(result)
 
     def report_outcome(
         self, principal: Principal, request_id: str, report: OutcomeReport

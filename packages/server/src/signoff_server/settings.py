@@ -14,7 +14,9 @@ class Settings:
     """Everything `create_app` needs; no I/O happens until the app starts."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    expiry_interval: float = 1.0
-    """Seconds between sweeps that apply the timeout outcome to overdue requests."""
+    timer_interval: float = 0.25
+    """Seconds the timer scheduler pauses when nothing is due."""
+    run_timers: bool = True
+    """Whether this process fires timers (SLA deadlines, escalations, callback retries)."""
     wait_recheck: float = 5.0
     """A long-poll re-reads its request at least this often, in case a wake-up was missed."""

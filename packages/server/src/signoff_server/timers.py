@@ -1,0 +1,211 @@
+"""Durable timers: SLA deadlines, escalation steps and callback retries are rows in `timers`.
+
+A timer is an absolute instant in the database, so a crash loses nothing. The scheduler claims
+due timers with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas share the work; a
+write transaction on SQLite) and hands each to the handler registered for its kind. A handler
+makes its effect and calls `complete(conn, timer)` in the same transaction: `complete` deletes
+the row only if this claim's lease token still holds it, so an effect commits at most once even
+when a lease ran out and another replica re-claimed the timer. A crashed claim simply expires and
+the timer is claimed again.
+
+Each tick costs in proportion to the timers that are due, not the ones pending: the claim query
+walks the `due_at` index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+from starlette.concurrency import run_in_threadpool
+
+from signoff_server.db import Database
+from signoff_server.errors import Conflict
+from signoff_server.schema import AutoId, UTCDateTime, metadata
+
+__all__ = ["Scheduler", "Timer", "TimerHandler", "arm", "complete", "timers"]
+
+log = logging.getLogger("signoff.timers")
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("request_id", String(40), index=True),
+    Column("due_at", UTCDateTime(), nullable=False),
+    # What the handler checks before acting, e.g. the escalation step it was armed for.
+    Column("fence", BigInteger, nullable=False, default=0),
+    Column("payload", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", UTCDateTime()),
+    Column("lease_token", String(32)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "due_at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A claimed timer, as handed to its handler."""
+
+    id: int
+    kind: str
+    request_id: str | None
+    due_at: datetime
+    fence: int
+    payload: dict[str, Any]
+    attempts: int
+    lease_token: str
+
+
+class TimerHandler(Protocol):
+    """Acts on one claimed timer. Must call `complete(conn, timer)` in its effect's transaction."""
+
+    def __call__(self, timer: Timer, now: datetime) -> None: ...
+
+
+def arm(
+    conn: Connection,
+    *,
+    kind: str,
+    due_at: datetime,
+    now: datetime,
+    request_id: str | None = None,
+    fence: int = 0,
+    payload: Mapping[str, Any] | None = None,
+) -> None:
+    """Schedule a timer, in the caller's transaction (so it exists iff the change commits)."""
+    conn.execute(
+        insert(timers).values(
+            kind=kind,
+            request_id=request_id,
+            due_at=due_at,
+            fence=fence,
+            payload=dict(payload or {}),
+            attempts=0,
+            created_at=now,
+        )
+    )
+
+
+def complete(conn: Connection, timer: Timer) -> None:
+    """Delete the timer if this claim still holds it; else raise Conflict (roll the effect back)."""
+    result = conn.execute(
+        delete(timers).where(timers.c.id == timer.id, timers.c.lease_token == timer.lease_token)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"timer {timer.id} was re-claimed elsewhere", code="timer_reclaimed")
+
+
+class Scheduler:
+    """Claims due timers and runs their handlers; `run()` loops until cancelled."""
+
+    def __init__(
+        self,
+        db: Database,
+        handlers: Mapping[str, TimerHandler],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        batch: int = 100,
+        lease: timedelta = timedelta(seconds=60),
+        interval: float = 0.25,
+    ) -> None:
+        self.db = db
+        self.handlers = dict(handlers)
+        self.clock = clock
+        self.batch = batch
+        self.lease = lease
+        self.interval = interval
+
+    def claim(self) -> list[Timer]:
+        """Lease up to `batch` due timers to this process."""
+        now = self.clock()
+        token = secrets.token_hex(16)
+        with self.db.write() as conn:
+            query = (
+                select(timers)
+                .where(
+                    timers.c.due_at <= now,
+                    or_(timers.c.lease_until.is_(None), timers.c.lease_until < now),
+                )
+                .order_by(timers.c.due_at)
+                .limit(self.batch)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(conn.execute(query))
+            if not rows:
+                return []
+            conn.execute(
+                update(timers)
+                .where(timers.c.id.in_([r.id for r in rows]))
+                .values(lease_until=now + self.lease, lease_token=token)
+            )
+        return [
+            Timer(r.id, r.kind, r.request_id, r.due_at, r.fence, r.payload, r.attempts, token)
+            for r in rows
+        ]
+
+    def tick(self) -> int:
+        """Fire every timer due now; returns how many fired."""
+        fired = 0
+        for timer in self.claim():
+            handler = self.handlers.get(timer.kind)
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for timer kind {timer.kind!r}")
+                handler(timer, self.clock())
+            except Conflict:
+                continue  # already done elsewhere, or re-claimed: nothing to retry
+            except Exception:
+                log.exception("timer %s (%s) failed; retrying later", timer.id, timer.kind)
+                self._retry_later(timer)
+                continue
+            fired += 1
+        return fired
+
+    def _retry_later(self, timer: Timer) -> None:
+        delay = timedelta(seconds=min(2 ** min(timer.attempts, 10), 600))
+        with self.db.write() as conn:
+            conn.execute(
+                update(timers)
+                .where(timers.c.id == timer.id, timers.c.lease_token == timer.lease_token)
+                .values(
+                    attempts=timer.attempts + 1,
+                    due_at=self.clock() + delay,
+                    lease_until=None,
+                    lease_token=None,
+                )
+            )
+
+    async def run(self) -> None:
+        """Tick forever (in a worker thread), pausing `interval` seconds when nothing is due."""
+        while True:
+            try:
+                fired = await run_in_threadpool(self.tick)
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+                fired = 0
+            if fired < self.batch:
+                await asyncio.sleep(self.interval)
