@@ -7,6 +7,7 @@ Webhooks verification of signed decision callbacks (`signoff.webhooks`, `signoff
 from signoff.client import AsyncClient, Client
 from signoff.errors import (
     ApiError,
+    CallbackRefused,
     Conflict,
     Forbidden,
     NotFound,
@@ -60,6 +61,7 @@ __all__ = [
     "BusinessObject",
     "CallbackEvent",
     "CallbackReceiver",
+    "CallbackRefused",
     "CallbackStatus",
     "CallbackTarget",
     "Client",

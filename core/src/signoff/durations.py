@@ -32,7 +32,10 @@ def parse_duration(value: str) -> timedelta:
     parts = {name: float(text) for name, text in match.groupdict().items() if text is not None}
     if not parts:
         raise ValueError(f"{value!r} is not an ISO-8601 duration such as 'PT30M' or 'P1DT2H'")
-    result = timedelta(**parts)
+    try:
+        result = timedelta(**parts)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
     if result <= timedelta(0):
         raise ValueError(f"{value!r}: a duration must be longer than zero")
     return result
@@ -40,18 +43,19 @@ def parse_duration(value: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """The ISO-8601 form of a positive timedelta, e.g. `PT1H30M`."""
-    total = value.total_seconds()
-    if total <= 0:
+    if value <= timedelta(0):
         raise ValueError("a duration must be longer than zero")
-    days, rest = divmod(int(total), 86400)
-    hours, rest = divmod(rest, 3600)
+    # timedelta's own integer fields: exact to the microsecond, never in exponent notation.
+    hours, rest = divmod(value.seconds, 3600)
     minutes, seconds = divmod(rest, 60)
-    fraction = total - int(total)
-    text = "P" + (f"{days}D" if days else "")
+    second_text = str(seconds)
+    if value.microseconds:
+        second_text += f".{value.microseconds:06d}".rstrip("0")
+    text = "P" + (f"{value.days}D" if value.days else "")
     clock = (
         (f"{hours}H" if hours else "")
         + (f"{minutes}M" if minutes else "")
-        + (f"{seconds + fraction:g}S" if seconds or fraction else "")
+        + (f"{second_text}S" if seconds or value.microseconds else "")
     )
     return text + (f"T{clock}" if clock else "")
 

@@ -10,6 +10,7 @@
     │   └── ServerError          5xx after retries
     ├── TransportError           the server could not be reached (after retries)
     ├── SignatureError           a callback failed verification: fail closed, never act on it
+    ├── CallbackRefused          a verified callback for a step that is no longer pending
     └── TimeoutError             no decision within the caller's overall wait
                                  (also a builtins.TimeoutError)
 
@@ -23,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "CallbackRefused",
     "Conflict",
     "Forbidden",
     "NotFound",
@@ -97,6 +99,11 @@ class SignatureError(SignoffError):
 
     Every verification failure raises this and nothing else, so one `except` fails closed.
     """
+
+
+class CallbackRefused(SignoffError):
+    """A verified callback the receiver will not act on: its step was already answered or is no
+    longer pending. Receivers answer 409, which tells signoff to stop retrying."""
 
 
 class TimeoutError(SignoffError, builtins.TimeoutError):

@@ -302,12 +302,17 @@ class DecisionCreate(_Input):
     comment: Text | None = None
     reason_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
+    @field_validator("arguments")
+    @classmethod
+    def _arguments_size(cls, value: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
+        # A field validator, so an oversize edit is refused with `arguments` in the error's loc.
+        return None if value is None else _limit(value, MAX_ARGUMENTS_BYTES)
+
     @model_validator(mode="after")
     def _consistent(self) -> DecisionCreate:
         if self.verdict is Verdict.EDIT:
             if self.arguments is None:
                 raise ValueError("verdict 'edit' needs 'arguments': the corrected action arguments")
-            _limit(self.arguments, MAX_ARGUMENTS_BYTES)
         elif self.arguments is not None:
             raise ValueError(
                 f"'arguments' belong only to verdict 'edit', not {self.verdict.value!r}"

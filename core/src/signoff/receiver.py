@@ -7,8 +7,9 @@
 
 Deliveries are at-least-once, so the same `webhook-id` can arrive twice; the dedupe store makes
 the handler run once per id. If the handler raises, the id is released and the receiver answers
-500, so signoff retries the delivery later. Forged, stale or altered callbacks get 401 and never
-reach the handler.
+500, so signoff retries the delivery later. A handler that raises `CallbackRefused` (the step is
+no longer pending) gets 409, which ends signoff's retries. Forged, stale or altered callbacks get
+401 and never reach the handler.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from signoff.errors import SignatureError
+from signoff.errors import CallbackRefused, SignatureError
 from signoff.models import CallbackEvent
 from signoff.webhooks import Verifier
 
@@ -81,7 +83,7 @@ class SqliteDedupeStore:
 
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
-        with self._connect() as db:
+        with closing(self._connect()) as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS signoff_webhook_ids "
                 "(id TEXT PRIMARY KEY, claimed_at REAL NOT NULL)"
@@ -92,7 +94,7 @@ class SqliteDedupeStore:
 
     def claim(self, webhook_id: str) -> bool:
         """Mark `webhook_id` as taken; False if it already was."""
-        with self._connect() as db:
+        with closing(self._connect()) as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO signoff_webhook_ids (id, claimed_at) VALUES (?, ?)",
                 (webhook_id, time.time()),
@@ -101,7 +103,7 @@ class SqliteDedupeStore:
 
     def release(self, webhook_id: str) -> None:
         """Forget `webhook_id`."""
-        with self._connect() as db:
+        with closing(self._connect()) as db:
             db.execute("DELETE FROM signoff_webhook_ids WHERE id = ?", (webhook_id,))
 
 
@@ -157,7 +159,11 @@ class CallbackReceiver:
         try:
             result = self.handler(checked)
             if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: close it rather than leak a RuntimeWarning
                 raise TypeError("an async handler needs ahandle() or the ASGI app")
+        except CallbackRefused as exc:
+            return Receipt(409, event=checked, error=str(exc))
         except Exception as exc:
             self.store.release(checked.id)
             return Receipt(500, event=checked, error=f"handler failed: {type(exc).__name__}")
@@ -172,6 +178,8 @@ class CallbackReceiver:
             result = self.handler(checked)
             if inspect.isawaitable(result):
                 await result
+        except CallbackRefused as exc:
+            return Receipt(409, event=checked, error=str(exc))
         except Exception as exc:
             self.store.release(checked.id)
             return Receipt(500, event=checked, error=f"handler failed: {type(exc).__name__}")
@@ -238,6 +246,7 @@ class CallbackReceiver:
 _REASONS = {
     200: "OK",
     401: "Unauthorized",
+    409: "Conflict",
     405: "Method Not Allowed",
     413: "Content Too Large",
     500: "Internal Server Error",

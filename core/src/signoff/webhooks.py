@@ -86,6 +86,14 @@ def _ed25519_private(secret: str) -> Ed25519PrivateKey:
     return key
 
 
+def _hmac_secret(secret: str) -> bytes:
+    raw = _b64decode(secret.removeprefix("whsec_"), "whsec_ secret")
+    if not raw:
+        # An empty HMAC key would let anyone compute valid signatures: fail closed.
+        raise ValueError("a whsec_ secret must not be empty")
+    return raw
+
+
 def generate_signing_key() -> KeyPair:
     """A new Ed25519 key pair for `v1a` signatures."""
     key = Ed25519PrivateKey.generate()
@@ -120,7 +128,7 @@ class Signer:
             if key.startswith("whsk_"):
                 self._ed25519.append(_ed25519_private(key))
             elif key.startswith("whsec_"):
-                self._hmac.append(_b64decode(key.removeprefix("whsec_"), "whsec_ secret"))
+                self._hmac.append(_hmac_secret(key))
             else:
                 raise ValueError("signing keys start with 'whsk_' (Ed25519) or 'whsec_' (HMAC)")
 
@@ -187,8 +195,7 @@ class Verifier:
             elif key.startswith("whsk_"):
                 self._ed25519.append(_ed25519_private(key).public_key())
             elif key.startswith("whsec_"):
-                secret = _b64decode(key.removeprefix("whsec_"), "whsec_ secret")
-                self._hmac.append(hmac.new(secret, digestmod=hashlib.sha256))
+                self._hmac.append(hmac.new(_hmac_secret(key), digestmod=hashlib.sha256))
             else:
                 raise ValueError("verification keys start with 'whpk_', 'whsk_' or 'whsec_'")
         if not self._ed25519 and not self._hmac:
@@ -215,7 +222,10 @@ class Verifier:
         entries = signatures.split()
         if not entries or len(entries) > _MAX_SIGNATURES:
             raise SignatureError("webhook-signature holds no signatures, or too many")
-        content = f"{msg_id}.{ts_text}.".encode() + body
+        try:
+            content = f"{msg_id}.{ts_text}.".encode() + body
+        except UnicodeEncodeError:  # lone surrogates: no HTTP header carries them
+            raise SignatureError("webhook-id is not encodable text") from None
         for entry in entries:
             scheme, _, encoded = entry.partition(",")
             if scheme not in ("v1", "v1a"):
