@@ -8,7 +8,8 @@
 Deliveries are at-least-once, so the same `webhook-id` can arrive twice; the dedupe store makes
 the handler run once per id. If the handler raises, the id is released and the receiver answers
 500, so signoff retries the delivery later. A handler that raises `CallbackRefused` (the step is
-no longer pending) gets 409, which ends signoff's retries. Forged, stale or altered callbacks get
+no longer pending) gets 409, which ends signoff's retries; a handler that returns a 2xx status
+code (e.g. 202) has it answered instead of 200. Forged, stale or altered callbacks get
 401 and never reach the handler.
 """
 
@@ -167,7 +168,7 @@ class CallbackReceiver:
         except Exception as exc:
             self.store.release(checked.id)
             return Receipt(500, event=checked, error=f"handler failed: {type(exc).__name__}")
-        return Receipt(200, event=checked)
+        return Receipt(_success_status(result), event=checked)
 
     async def ahandle(self, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Verify and dispatch one delivery; the handler may be async."""
@@ -177,13 +178,13 @@ class CallbackReceiver:
         try:
             result = self.handler(checked)
             if inspect.isawaitable(result):
-                await result
+                result = await result
         except CallbackRefused as exc:
             return Receipt(409, event=checked, error=str(exc))
         except Exception as exc:
             self.store.release(checked.id)
             return Receipt(500, event=checked, error=f"handler failed: {type(exc).__name__}")
-        return Receipt(200, event=checked)
+        return Receipt(_success_status(result), event=checked)
 
     def asgi_app(self) -> Callable[..., Awaitable[None]]:
         """An ASGI app that accepts POSTed callbacks on any path."""
@@ -243,8 +244,16 @@ class CallbackReceiver:
         return app
 
 
+def _success_status(result: object) -> int:
+    # A handler may pick another 2xx, e.g. 202 for "recorded, waiting for the rest of the step".
+    if isinstance(result, int) and not isinstance(result, bool) and 200 <= result < 300:
+        return result
+    return 200
+
+
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     401: "Unauthorized",
     409: "Conflict",
     405: "Method Not Allowed",

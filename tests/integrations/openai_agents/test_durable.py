@@ -16,7 +16,7 @@ import pytest
 from agents import Agent, FunctionTool, RunConfig, Runner, function_tool
 from agents.testing import ScriptedModel, assistant_message, function_call
 from signoff_openai_agents import SqliteRunStore, gate, pause, receiver, resume
-from tests.integrations.openai_agents.conftest import World
+from tests.support.server import World
 
 import signoff
 from signoff import AsyncClient, CallbackEvent, CallbackRefused, Status, Verifier

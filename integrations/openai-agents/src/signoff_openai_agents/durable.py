@@ -15,6 +15,7 @@ not paused (unknown, already answered, or already resumed) raises `CallbackRefus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -28,7 +29,16 @@ from typing import Any, Protocol, cast
 from agents import Agent, RunConfig, Runner, RunResult
 from agents.run_state import RunState
 
-from signoff import CallbackEvent, CallbackReceiver, CallbackRefused, Request, Verifier
+import signoff
+from signoff import (
+    AsyncClient,
+    CallbackEvent,
+    CallbackReceiver,
+    CallbackRefused,
+    OutcomeStatus,
+    Request,
+    Verifier,
+)
 from signoff.receiver import DedupeStore
 from signoff_openai_agents.requests import is_approved, rejection_text
 
@@ -185,10 +195,13 @@ async def resume(
     *,
     run_config: RunConfig | None = None,
     context: Any = None,
+    client: AsyncClient | None = None,
 ) -> Resumed:
     """Apply a verified callback's decision to the paused run; re-run it once all are decided.
 
-    Raises `CallbackRefused` when the callback's call is not paused in `store`.
+    With `client`, calls that may not run are reported to signoff as `skipped` (approved ones
+    report `executed` or `failed` from the gated tool itself). Raises `CallbackRefused` when the
+    callback's call is not paused in `store`.
     """
     request = event.data.request
     call_id = request.correlation.get("call_id")
@@ -218,6 +231,13 @@ async def resume(
         store.release(run_key)
         raise
     store.finish(run_key)
+    if client is not None:
+        for decision in decisions.values():
+            if not decision["approved"]:
+                with contextlib.suppress(signoff.Conflict):  # reported already
+                    await client.report_outcome(
+                        decision["request_id"], OutcomeStatus.SKIPPED, detail=decision["message"]
+                    )
     if result.interruptions:
         await pause(result, store)
     return Resumed(run_key, result)
@@ -230,18 +250,23 @@ def receiver(
     *,
     dedupe: DedupeStore | None = None,
     run_config: RunConfig | None = None,
+    client: AsyncClient | None = None,
     on_resumed: Callable[[Resumed], Awaitable[None] | None] | None = None,
 ) -> CallbackReceiver:
     """A ready receiver: verify, deduplicate on webhook-id, resume. Mount `.asgi_app()`.
 
-    `agent` builds the agent to resume with: the same name and tools as the paused one.
+    `agent` builds the agent to resume with: the same name and tools as the paused one. The
+    receiver answers 200 when the run was resumed, 202 when the decision was recorded and the
+    run waits for the other calls of its turn, 409 for a call that is not paused, 401 for a
+    callback that does not verify.
     """
 
-    async def handle(event: CallbackEvent) -> None:
-        resumed = await resume(event, agent(), store, run_config=run_config)
+    async def handle(event: CallbackEvent) -> int:
+        resumed = await resume(event, agent(), store, run_config=run_config, client=client)
         if on_resumed is not None:
             maybe = on_resumed(resumed)
             if maybe is not None:
                 await maybe
+        return 200 if resumed.result is not None else 202
 
     return CallbackReceiver(verifier, handle, store=dedupe)

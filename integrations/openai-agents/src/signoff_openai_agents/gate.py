@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from agents import FunctionTool, RunContextWrapper
 from agents.tool_context import ToolContext
@@ -110,6 +110,7 @@ def approval_guardrail(
             return ToolGuardrailFunctionOutput.reject_content(message)
         if is_approved(request):
             return ToolGuardrailFunctionOutput.allow(output_info={"request_id": request.id})
+        await _report(client, request, OutcomeStatus.SKIPPED, rejection_text(request))
         if on_reject == "raise":
             return ToolGuardrailFunctionOutput.raise_exception(output_info=rejection_text(request))
         return ToolGuardrailFunctionOutput.reject_content(
@@ -136,6 +137,40 @@ def _needs_approval(
     return needs_approval
 
 
+async def _request_for_call(
+    client: AsyncClient,
+    tool_name: str,
+    arguments: dict[str, Any],
+    call_id: str,
+    options: GateOptions,
+) -> Request:
+    """The signoff request of this exact call, re-read just before the tool runs.
+
+    Re-creating it is idempotent. A process that resumes a durable run may have configured the
+    gate differently (another callback URL, say); then the server names the request made for
+    this call's key, and it is used only if it binds to this very call and these arguments.
+    """
+    payload = build_request(tool_name, arguments, call_id, options)
+    try:
+        return await client.create_request(payload)
+    except signoff.Conflict as exc:
+        if exc.code != "idempotency_key_reused" or not isinstance(exc.details, dict):
+            raise
+        request_id = cast(dict[str, Any], exc.details).get("request_id")
+        if not isinstance(request_id, str):
+            raise
+        request = await client.get_request(request_id)
+        if (
+            request.correlation.get("call_id") != call_id
+            or request.correlation.get("tool") != tool_name
+            or request.action.arguments != payload.action.arguments
+        ):
+            raise signoff.Conflict(
+                f"{request_id} does not belong to this call", status_code=409, code="mismatch"
+            ) from exc
+        return request
+
+
 def _wrap_invoke(
     client: AsyncClient, tool: FunctionTool, options: GateOptions
 ) -> Callable[[ToolContext[Any], str], Any]:
@@ -143,8 +178,8 @@ def _wrap_invoke(
 
     async def on_invoke_tool(ctx: ToolContext[Any], raw_arguments: str) -> Any:
         try:
-            request = await client.create_request(
-                build_request(tool.name, parse_arguments(raw_arguments), ctx.tool_call_id, options)
+            request = await _request_for_call(
+                client, tool.name, parse_arguments(raw_arguments), ctx.tool_call_id, options
             )
         except (signoff.SignoffError, ValueError) as exc:
             return f"Not executed: the approval could not be checked ({exc})."
