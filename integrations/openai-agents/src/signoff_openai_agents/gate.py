@@ -154,9 +154,10 @@ async def _request_for_call(
     try:
         return await client.create_request(payload)
     except signoff.Conflict as exc:
-        if exc.code != "idempotency_key_reused" or not isinstance(exc.details, dict):
+        details: Any = exc.details
+        if exc.code != "idempotency_key_reused" or not isinstance(details, dict):
             raise
-        request_id = cast(dict[str, Any], exc.details).get("request_id")
+        request_id = cast(dict[str, Any], details).get("request_id")
         if not isinstance(request_id, str):
             raise
         request = await client.get_request(request_id)
