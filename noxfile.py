@@ -33,3 +33,30 @@ def bench(session: nox.Session) -> None:
             failed.append(path)
     if failed:
         session.error(f"missed the target or failed: {', '.join(failed)}")
+
+
+TEST_TOOLS = ["pytest>=8.3", "anyio>=4.4", "httpx", "hypothesis>=6.100", "uvicorn>=0.30"]
+
+
+def _isolated(session: nox.Session, *packages: str, extra: tuple[str, ...] = ()) -> str:
+    """A fresh venv holding only the core, the server, `packages` and the test tools.
+
+    Built with uv (never downloading a Python); returns the venv's python.
+    """
+    venv = Path(session.create_tmp()) / "venv"
+    env = {"UV_PYTHON_DOWNLOADS": "never"}
+    session.run("uv", "venv", "--quiet", "--python", "3.11", str(venv), external=True, env=env)
+    python = str(venv / "bin" / "python")
+    editable = [arg for p in ("core", "packages/server", *packages) for arg in ("-e", p)]
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", python, *editable, *TEST_TOOLS, *extra,
+        external=True, env=env,
+    )  # fmt: skip
+    return python
+
+
+@nox.session(venv_backend="none")
+def openai_agents(session: nox.Session) -> None:
+    """signoff-openai-agents alone with the core, the server and the SDK (openai>=3 pins)."""
+    python = _isolated(session, "integrations/openai-agents")
+    session.run(python, "-m", "pytest", "tests/integrations/openai_agents", "-q", external=True)

@@ -1,0 +1,1 @@
+"""Detectors: Python modules (`module`, `python`, `tools`, `langgraph`) and n8n workflows."""
