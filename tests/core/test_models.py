@@ -24,7 +24,7 @@ from signoff import (
     Status,
     Verdict,
 )
-from signoff.durations import format_duration, parse_duration
+from signoff.durations import MAX_DURATION, format_duration, parse_duration
 from signoff.ids import new_id
 from signoff.models import MAX_ARGUMENTS_BYTES, MAX_CONTEXT_BYTES
 
@@ -385,9 +385,16 @@ def test_format_duration_refuses_non_positive(value: timedelta) -> None:
 
 
 @no_deadline
-@given(st.timedeltas(min_value=timedelta(microseconds=1)))
+@given(st.timedeltas(min_value=timedelta(microseconds=1), max_value=MAX_DURATION))
 def test_format_then_parse_round_trips(value: timedelta) -> None:
     assert parse_duration(format_duration(value)) == value
+
+
+@pytest.mark.parametrize("value", ["P3651D", "P99999999W", "PT999999999999H"])
+def test_durations_beyond_ten_years_are_refused(value: str) -> None:
+    # now + such a duration would overflow the deadline's date (a 500 on the server).
+    with pytest.raises(ValueError, match="10 years"):
+        parse_duration(value)
 
 
 # Ids ---------------------------------------------------------------------------------------------

@@ -12,7 +12,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-__all__ = ["Duration", "format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "Duration", "format_duration", "parse_duration"]
+
+MAX_DURATION = timedelta(days=3650)
+"""SLAs and waits beyond ten years are mistakes, and would overflow a deadline's date."""
 
 _PATTERN = re.compile(
     r"P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -35,9 +38,13 @@ def parse_duration(value: str) -> timedelta:
     try:
         result = timedelta(**parts)
     except OverflowError:
-        raise ValueError(f"{value!r} is too long a duration") from None
+        raise ValueError(
+            f"{value!r} is longer than the longest duration accepted, 10 years"
+        ) from None
     if result <= timedelta(0):
         raise ValueError(f"{value!r}: a duration must be longer than zero")
+    if result > MAX_DURATION:
+        raise ValueError(f"{value!r} is longer than the longest duration accepted, 10 years")
     return result
 
 
