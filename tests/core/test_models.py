@@ -86,7 +86,7 @@ def test_minimal_request_gets_fail_closed_defaults() -> None:
         ({"sla": "PT0S"}, ("sla",), "longer than zero"),
         ({"sla": "P"}, ("sla",), "not an ISO-8601 duration"),
         ({"sla": "P1DT"}, ("sla",), "not an ISO-8601 duration"),
-        ({"sla": "P99999999999W"}, ("sla",), "too long"),
+        ({"sla": "P99999999999W"}, ("sla",), "10 years"),
         ({"allowed": ["approve", "edit"]}, ("allowed",), "must include 'reject'"),
         ({"allowed": []}, ("allowed",), "at least 1 item"),
         ({"approvals": {"mode": "all_of"}}, ("approvals",), "needs 'roles'"),
@@ -352,8 +352,8 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
         ("P1Y2M", "years and months"),
         ("P0D", "longer than zero"),
         ("PT0S", "longer than zero"),
-        ("P99999999999W", "too long"),
-        ("PT" + "9" * 400 + "S", "too long"),
+        ("P99999999999W", "10 years"),
+        ("PT" + "9" * 400 + "S", "10 years"),
     ],
 )
 def test_parse_duration_refuses(text: str, message: str) -> None:
