@@ -1,16 +1,185 @@
-"""Appending to the audit log, always inside the transaction of the change it records."""
+"""The audit log: an RFC 6962 Merkle log in the database, appended in the change's transaction.
+
+Every event is one leaf. Its entry is the RFC 8785 canonical JSON of
+`{actor, at, data, request_id, seq, type}`; its leaf hash is SHA-256(0x00 || entry); `seq` is
+its leaf index, gap-free.
+
+How an append works: `append` encodes the event at once (outside any lock) and queues it on the
+transaction. Just before the transaction commits (`Database.write` runs the hook), the queued
+events are written as one batch: the single `audit_log` row is locked (`SELECT … FOR UPDATE` on
+PostgreSQL; SQLite write transactions are serialized already), each event gets seq = the log's
+size, the stored frontier advances in O(log n) per event, the rows are inserted together with
+the interior tree nodes each leaf completes, and the new size and frontier are stored. So the
+lock is held only from that point to the commit, appends of concurrent transactions are never
+interleaved, and a transaction that rolls back leaves no trace (and no gap).
+
+Queued events are not visible to plain SELECTs on `audit_events` before that point; `timeline`
+flushes the queue first, and `flush(conn)` does so on demand. A connection that did not come from
+`Database.write` (a migration, a script) gets the write at once instead.
+
+The pure tree math lives in `signoff.merkle`; checkpoints (signed tree heads) in
+`signoff_server.checkpoints`; evidence packets in `signoff_server.evidence`.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select
+import rfc8785
+from sqlalchemy import Connection, insert, select, update
 
+from signoff.audit import i_json
+from signoff.merkle import Frontier, inclusion_proof, perfect_subtrees, subtree_hash
 from signoff.models import AuditEvent
-from signoff_server.schema import audit_events
+from signoff_server.db import BEFORE_COMMIT, TRANSACTION_PREFIX
+from signoff_server.identity import Principal
+from signoff_server.schema import audit_events, audit_log
 
-__all__ = ["append", "timeline"]
+__all__ = [
+    "AUDITOR_ROLE",
+    "AuditIntegrityError",
+    "EntryRow",
+    "append",
+    "canonical_json",
+    "encode_entry",
+    "entries",
+    "entry_matches_row",
+    "flush",
+    "frontier",
+    "frontier_at",
+    "inclusion_proofs",
+    "is_auditor",
+    "log_size",
+    "perfect_nodes",
+    "timeline",
+]
+
+LOG_ID = 1
+AUDITOR_ROLE = "auditor"
+"""People holding this role may read the whole log and every request's evidence."""
+
+_PENDING = TRANSACTION_PREFIX + "audit_pending"
+_SAFE = 2**53 - 1
+
+
+class AuditIntegrityError(RuntimeError):
+    """The stored log disagrees with itself or with a signed checkpoint: never sign over it."""
+
+
+def is_auditor(principal: Principal) -> bool:
+    """Admins and people holding the `auditor` role."""
+    return principal.is_admin or (not principal.is_agent and AUDITOR_ROLE in principal.roles)
+
+
+# Canonical JSON -------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> bool:
+    """Whether the stdlib encoder writes `value` exactly as RFC 8785 does: no floats (their
+    number formatting differs), integers within ±(2**53 - 1), string keys without characters
+    beyond U+FFFF (RFC 8785 sorts keys by UTF-16 code units, Python by code points). Exact
+    types only: anything else (subclasses included) takes the `rfc8785` path."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        kind: type = type(cast(object, item))
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if -_SAFE <= item <= _SAFE:
+                continue
+            return False
+        if kind is dict:
+            for key, child in cast(dict[Any, Any], item).items():
+                if type(key) is not str or not (key.isascii() or max(map(ord, key)) <= 0xFFFF):
+                    return False
+                stack.append(child)
+            continue
+        if kind is list or kind is tuple:
+            stack.extend(cast(Iterable[Any], item))
+            continue
+        return False
+    return True
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON of `value` (a ValueError if it has values outside I-JSON).
+
+    The `rfc8785` package is the encoder; values where the stdlib's C encoder is byte-for-byte
+    the same (most audit data: strings, small integers, booleans, null) take that fast path,
+    which a property test checks against `rfc8785`.
+    """
+    if _plain(value):
+        try:
+            return json.dumps(
+                value, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+            ).encode()
+        except UnicodeEncodeError:  # an unpaired surrogate: rfc8785 says what to do
+            pass
+    return rfc8785.dumps(value)
+
+
+def _timestamp(at: datetime) -> str:
+    if at.tzinfo is None:
+        raise ValueError("audit timestamps must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """An event encoded up to its seq: entry = head + seq + tail."""
+
+    at: datetime
+    type: str
+    request_id: str | None
+    actor: str
+    data: dict[str, Any]
+    head: bytes
+    tail: bytes
+
+    def entry(self, seq: int) -> bytes:
+        return b'%s,"seq":%d,%s' % (self.head, seq, self.tail)
+
+
+def _prepare(
+    at: datetime, type: str, request_id: str | None, actor: str, data: Mapping[str, Any]
+) -> _Prepared:
+    # RFC 8785 sorts keys, and "seq" falls between "request_id" and "type": the entry is the
+    # canonical form of the other four fields, then seq, then type.
+    recorded = dict(data)
+    fields = {"actor": actor, "at": _timestamp(at), "data": recorded, "request_id": request_id}
+    try:
+        head = canonical_json(fields)
+    except rfc8785.CanonicalizationError:
+        recorded = cast(dict[str, Any], i_json(recorded))
+        head = canonical_json({**fields, "data": recorded})
+    tail = canonical_json({"type": type})[1:]
+    return _Prepared(at, type, request_id, actor, recorded, head[:-1], tail)
+
+
+def encode_entry(
+    *,
+    seq: int,
+    at: datetime,
+    type: str,
+    request_id: str | None,
+    actor: str,
+    data: Mapping[str, Any],
+) -> tuple[bytes, dict[str, Any]]:
+    """The canonical entry bytes of one event, and `data` as recorded in them.
+
+    Values outside RFC 8785's domain (integers beyond 2**53, NaN) are recorded as strings.
+    """
+    prepared = _prepare(at, type, request_id, actor, data)
+    return prepared.entry(seq), prepared.data
+
+
+# Appending --------------------------------------------------------------------------------------
 
 
 def append(
@@ -23,18 +192,201 @@ def append(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Record one event. Call it with the connection of the change, so both commit or neither."""
-    conn.execute(
-        insert(audit_events).values(
-            at=at, type=type, request_id=request_id, actor=actor, data=data or {}
+    prepared = _prepare(at, type, request_id, actor, data or {})
+    hooks: list[Any] | None = conn.info.get(BEFORE_COMMIT)
+    if hooks is None:  # not a Database.write() transaction: write at once
+        _store(conn, [prepared])
+        return
+    pending: list[_Prepared] | None = conn.info.get(_PENDING)
+    if pending is None:
+        pending = conn.info[_PENDING] = []
+        hooks.append(flush)
+    pending.append(prepared)
+
+
+def flush(conn: Connection) -> None:
+    """Write the events queued in this transaction now (they get their seq here)."""
+    pending: list[_Prepared] | None = conn.info.pop(_PENDING, None)
+    if pending:
+        _store(conn, pending)
+
+
+def _store(conn: Connection, events: list[_Prepared]) -> None:
+    state = conn.execute(
+        select(audit_log.c.size, audit_log.c.frontier)
+        .where(audit_log.c.id == LOG_ID)
+        .with_for_update()
+    ).one()
+    tree = Frontier(int(state.size), [bytes.fromhex(h) for h in state.frontier])
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        seq = tree.size
+        entry = event.entry(seq)
+        leaf = hashlib.sha256(b"\x00" + entry).digest()
+        completed = tree.append(leaf)
+        rows.append(
+            {
+                "seq": seq,
+                "at": event.at,
+                "type": event.type,
+                "request_id": event.request_id,
+                "actor": event.actor,
+                "data": event.data,
+                "leaf_hash": leaf.hex(),
+                "entry": entry.decode(),
+                "nodes": [h.hex() for _, _, h in completed] or None,
+            }
         )
+    conn.execute(insert(audit_events), rows)
+    conn.execute(
+        update(audit_log)
+        .where(audit_log.c.id == LOG_ID)
+        .values(size=tree.size, frontier=[h.hex() for h in tree.hashes])
     )
+
+
+# Reading the log -------------------------------------------------------------------------------
 
 
 def timeline(conn: Connection, request_id: str) -> list[AuditEvent]:
     """A request's events in the order they were appended."""
+    flush(conn)
     rows = conn.execute(
-        select(audit_events)
+        select(
+            audit_events.c.seq,
+            audit_events.c.at,
+            audit_events.c.type,
+            audit_events.c.request_id,
+            audit_events.c.actor,
+            audit_events.c.data,
+            audit_events.c.leaf_hash,
+        )
         .where(audit_events.c.request_id == request_id)
         .order_by(audit_events.c.seq)
     ).mappings()
     return [AuditEvent.model_validate(dict(row)) for row in rows]
+
+
+def log_size(conn: Connection) -> int:
+    """How many entries the log holds."""
+    return int(conn.execute(select(audit_log.c.size).where(audit_log.c.id == LOG_ID)).scalar_one())
+
+
+def frontier(conn: Connection) -> Frontier:
+    """The current frontier (size and perfect-subtree roots)."""
+    row = conn.execute(
+        select(audit_log.c.size, audit_log.c.frontier).where(audit_log.c.id == LOG_ID)
+    ).one()
+    return Frontier(int(row.size), [bytes.fromhex(h) for h in row.frontier])
+
+
+EntryRow = tuple[int, str, str]
+"""(seq, entry as canonical JSON text, leaf hash hex)."""
+
+
+def entries(conn: Connection, start: int, end: int) -> list[EntryRow]:
+    """Entries with start <= seq < end, in order."""
+    rows = conn.execute(
+        select(audit_events.c.seq, audit_events.c.entry, audit_events.c.leaf_hash)
+        .where(audit_events.c.seq >= start, audit_events.c.seq < end)
+        .order_by(audit_events.c.seq)
+    )
+    return [(int(r.seq), str(r.entry), str(r.leaf_hash)) for r in rows]
+
+
+def perfect_nodes(
+    conn: Connection, keys: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Stored hashes of aligned perfect subtrees, by (level, index).
+
+    Level 0 is a leaf hash; the node at (level, index) is stored with the leaf that completed
+    it, the last one it covers (seq = ((index + 1) << level) - 1), at `nodes[level - 1]`.
+    """
+    wanted = set(keys)
+    holder = {key: ((key[1] + 1) << key[0]) - 1 for key in wanted}
+    rows: dict[int, Any] = {}
+    seqs = sorted(set(holder.values()))
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i : i + 500]
+        for row in conn.execute(
+            select(audit_events.c.seq, audit_events.c.leaf_hash, audit_events.c.nodes).where(
+                audit_events.c.seq.in_(chunk)
+            )
+        ):
+            rows[int(row.seq)] = row
+    found: dict[tuple[int, int], bytes] = {}
+    for (level, idx), seq in holder.items():
+        row = rows.get(seq)
+        stored: list[str] = (row.nodes or []) if row is not None else []
+        if row is None or (level > 0 and len(stored) < level):
+            raise AuditIntegrityError(f"the audit log lacks tree node ({level}, {idx})")
+        found[(level, idx)] = bytes.fromhex(row.leaf_hash if level == 0 else stored[level - 1])
+    return found
+
+
+def inclusion_proofs(conn: Connection, seqs: Iterable[int], size: int) -> dict[int, list[bytes]]:
+    """The RFC 6962 inclusion proof of each entry in `seqs` in the tree of `size` entries."""
+    seqs = list(seqs)
+    ranges: set[tuple[int, int]] = set()
+
+    def record(a: int, b: int) -> bytes:
+        ranges.add((a, b))
+        return b""
+
+    for seq in seqs:
+        inclusion_proof(seq, size, record)
+    needed: set[tuple[int, int]] = set()
+
+    def note(level: int, idx: int) -> bytes:
+        needed.add((level, idx))
+        return b""
+
+    for a, b in ranges:
+        subtree_hash(a, b, note)
+    nodes = perfect_nodes(conn, needed)
+    hashes = {(a, b): subtree_hash(a, b, lambda lv, ix: nodes[(lv, ix)]) for a, b in ranges}
+    return {seq: inclusion_proof(seq, size, lambda a, b: hashes[(a, b)]) for seq in seqs}
+
+
+def frontier_at(conn: Connection, size: int) -> Frontier:
+    """The frontier of the tree's first `size` leaves, rebuilt from stored nodes."""
+    keys = perfect_subtrees(0, size)
+    nodes = perfect_nodes(conn, keys)
+    return Frontier(size, [nodes[k] for k in keys])
+
+
+def parse_entry(entry: str | bytes) -> dict[str, Any]:
+    """The fields of a canonical entry."""
+    return cast(dict[str, Any], json.loads(entry))
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: numbers by value (RFC 8785 writes 1.0 as 1), booleans apart from numbers."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return _same_type(a, b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b) if isinstance(a, float) or isinstance(b, float) else a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        x, y = cast(dict[str, Any], a), cast(dict[str, Any], b)
+        return x.keys() == y.keys() and all(_json_equal(x[k], y[k]) for k in x)
+    if isinstance(a, list) and isinstance(b, list):
+        x, y = cast(list[Any], a), cast(list[Any], b)
+        return len(x) == len(y) and all(_json_equal(i, j) for i, j in zip(x, y, strict=True))
+    return _same_type(cast(object, a), cast(object, b)) and bool(a == b)
+
+
+def _same_type(a: object, b: object) -> bool:
+    return type(a) is type(b)
+
+
+def entry_matches_row(entry: str | bytes, row: Any) -> bool:
+    """Whether an audit_events row's readable columns say what its canonical entry says."""
+    fields = parse_entry(entry)
+    return (
+        fields.get("seq") == row.seq
+        and fields.get("at") == _timestamp(row.at)
+        and fields.get("type") == row.type
+        and fields.get("request_id") == row.request_id
+        and fields.get("actor") == row.actor
+        and _json_equal(fields.get("data"), row.data)
+    )
