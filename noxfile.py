@@ -60,3 +60,55 @@ def openai_agents(session: nox.Session) -> None:
     """signoff-openai-agents alone with the core, the server and the SDK (openai>=3 pins)."""
     python = _isolated(session, "integrations/openai-agents")
     session.run(python, "-m", "pytest", "tests/integrations/openai_agents", "-q", external=True)
+
+
+CREWAI_OFFLINE = {
+    "CREWAI_DISABLE_TELEMETRY": "true",
+    "CREWAI_DISABLE_VERSION_CHECK": "true",
+    "CREWAI_TRACING_ENABLED": "false",
+    "OTEL_SDK_DISABLED": "true",
+}
+
+
+@nox.session(venv_backend="none")
+def crewai(session: nox.Session) -> None:
+    """signoff-crewai in its own venv: CrewAI pins pydantic<2.13 and openai<3, so its tests (and
+    the conformance suite for it) run with pydantic 2.12, next to the core and the server.
+
+    Strict pyright for the adapter runs here too (the default environment has no CrewAI);
+    `uv run nox -s crewai -- -k flow` passes arguments on to pytest.
+    """
+    tmp = Path(session.create_tmp())
+    venv = tmp / "venv"
+    env = {"UV_PYTHON_DOWNLOADS": "never"}
+    session.run(
+        "uv", "venv", "--quiet", "--clear", "--python", "3.11", str(venv), external=True, env=env
+    )  # fmt: skip
+    python = str(venv / "bin" / "python")
+    editable = [a for p in ("core", "packages/server", "integrations/crewai") for a in ("-e", p)]
+    tools = [
+        "pytest>=8.3", "anyio>=4.4", "httpx", "hypothesis>=6.100", "uvicorn>=0.30",
+        "respx>=0.22", "standardwebhooks>=1.1", "pyright>=1.1.390",
+    ]  # fmt: skip
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", python, *editable, *tools,
+        external=True, env=env,
+    )  # fmt: skip
+    session.run(python, "-c", _VERSIONS, external=True)
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    offline = {**CREWAI_OFFLINE, "HOME": str(home), "CREWAI_STORAGE_DIR": str(home / "crewai")}
+    session.run(
+        python, "-m", "pyright", "--pythonpath", python, "-p", "integrations/crewai",
+        external=True, env=offline,
+    )  # fmt: skip
+    session.run(
+        python, "-m", "pytest", "tests/integrations/crewai", "tests/core", "-q",
+        *session.posargs, external=True, env=offline,
+    )  # fmt: skip
+
+
+_VERSIONS = (
+    "import importlib.metadata as m; "
+    "print(', '.join(f'{p} {m.version(p)}' for p in ('crewai', 'pydantic', 'openai')))"
+)

@@ -423,3 +423,18 @@ def test_new_id_encodes_the_time_and_sorts_by_it() -> None:
 
 def test_new_ids_are_unique() -> None:
     assert len({new_id("evt", now_ms=0) for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_are_refused_with_the_field_named(bad: float) -> None:
+    # Python's json accepts NaN; PostgreSQL's JSON type does not (it was a 500 on the server).
+    with pytest.raises(ValidationError) as info:
+        RequestCreate.model_validate(
+            {
+                "action": {"name": "payments.release", "arguments": {"amount": bad}},
+                "business_object": {"type": "invoice", "id": "INV-1042"},
+            }
+        )
+    (error,) = info.value.errors()
+    assert error["loc"] == ("action", "arguments")
+    assert "NaN or Infinity" in error["msg"]

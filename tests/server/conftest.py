@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import uvicorn
+from psycopg import sql
 
 from signoff import Client
 from signoff_server.app import create_app
@@ -47,11 +48,13 @@ def pg_template() -> Iterator[str]:
         pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN}: {exc}")
     name = f"signoff_tmpl_{uuid.uuid4().hex[:10]}"
     with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     migrate(_pg_url(name))
     yield name
     with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -65,10 +68,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     template: str = request.getfixturevalue("pg_template")
     name = f"signoff_test_{uuid.uuid4().hex[:12]}"
     with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
     yield _pg_url(name)
     with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def free_port() -> int:
@@ -81,8 +90,8 @@ def free_port() -> int:
 class ServerThread:
     """The app served by uvicorn on a free loopback port, in a thread; stopped on exit."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
+    def __init__(self, settings: Settings, *, port: int | None = None) -> None:
+        self.port = port or free_port()  # a port chosen beforehand, e.g. for settings.public_url
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             create_app(settings),
@@ -141,9 +150,15 @@ class World:
 
 
 @pytest.fixture
-def world(store_url: str) -> Iterator[World]:
+def world(store_url: str, tmp_path: Path) -> Iterator[World]:
     """A real signoff server over HTTP on a fresh store (runs on SQLite and PostgreSQL)."""
-    settings = Settings(database_url=store_url, timer_interval=0.1, wait_recheck=5.0)
+    settings = Settings(
+        database_url=store_url,
+        timer_interval=0.1,
+        wait_recheck=5.0,
+        webhook_keys_path=str(tmp_path / "webhook-keys.json"),
+        audit_key_file=str(tmp_path / "audit.key"),
+    )
     db = Database(store_url)
     try:
         with ServerThread(settings) as server:
@@ -171,17 +186,32 @@ def module_store_url(
     template: str = request.getfixturevalue("pg_template")
     name = f"signoff_test_{uuid.uuid4().hex[:12]}"
     with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
     yield _pg_url(name)
     with _pg_admin() as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="module")
-def module_world(module_store_url: str) -> Iterator[World]:
+def module_world(
+    module_store_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     """One server shared by the tests of a module (per backend), for tests that only add
     fresh requests of their own and so cannot disturb each other: much faster than `world`."""
-    settings = Settings(database_url=module_store_url, expiry_interval=0.2, wait_recheck=5.0)
+    keys = tmp_path_factory.mktemp("keys")
+    settings = Settings(
+        database_url=module_store_url,
+        timer_interval=0.1,
+        wait_recheck=5.0,
+        webhook_keys_path=str(keys / "webhook-keys.json"),
+        audit_key_file=str(keys / "audit.key"),
+    )
     db = Database(module_store_url)
     try:
         with ServerThread(settings) as server:
@@ -192,3 +222,13 @@ def module_world(module_store_url: str) -> Iterator[World]:
                 world.close()
     finally:
         db.dispose()
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document the app generates, made without starting it. The app's database
+    is a SQLite file in a directory removed afterwards, so that nothing the app might put next
+    to its database (keys) lands in the working directory."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as store:
+        return create_app(Settings(database_url=f"sqlite:///{store}/openapi.db")).openapi()

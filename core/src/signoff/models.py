@@ -77,7 +77,12 @@ Text = Annotated[str, StringConstraints(max_length=4000)]
 
 
 def _json_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        # NaN and Infinity are not JSON: PostgreSQL refuses them, and so do other parsers.
+        raise ValueError("holds NaN or Infinity, which JSON cannot carry") from None
+    return len(text.encode())
 
 
 def _limit(value: dict[str, JsonValue], limit: int) -> dict[str, JsonValue]:

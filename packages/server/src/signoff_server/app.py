@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -22,12 +23,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from signoff.models import AuditEvent, DecisionCreate, OutcomeReport, Page, RequestCreate, Status
 from signoff.models import Request as RequestModel
 from signoff_server import audit
+from signoff_server.audit_routes import audit_router
+from signoff_server.callbacks import Callbacks
+from signoff_server.checkpoints import Checkpointer, default_key_path, load_or_create_key
 from signoff_server.db import Database
-from signoff_server.errors import ServiceError, Unauthorized
-from signoff_server.identity import Principal, authenticate
+from signoff_server.errors import Forbidden, NotFound, ServiceError, Unauthorized
+from signoff_server.identity import Principal, PrincipalCache, authenticate
+from signoff_server.inbox import Inbox
 from signoff_server.lifecycle import DEADLINE_TIMER, Lifecycle
 from signoff_server.metrics import Metrics
+from signoff_server.notifications.service import Notifications
 from signoff_server.notify import PostgresListener, Waiters
+from signoff_server.policy.controlmap import ControlMap
+from signoff_server.policy.engine import PolicyEngine
 from signoff_server.settings import Settings
 from signoff_server.timers import Scheduler
 from signoff_server.views import MAX_PAGE, ListFilters, list_requests, load_request
@@ -78,10 +86,15 @@ def _principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send `Authorization: Bearer <key>`", code="missing_credentials")
     state: _State = request.app.state.signoff
+    secret = credentials.credentials
+    cached = state.principals.get(secret)
+    if cached is not None:
+        return cached
     with state.db.read() as conn:
-        found = authenticate(conn, credentials.credentials)
+        found = authenticate(conn, secret)
     if found is None:
         raise Unauthorized("unknown or revoked key", code="invalid_credentials")
+    state.principals.put(secret, found)
     return found
 
 
@@ -96,6 +109,12 @@ class _State:
     scheduler: Scheduler
     waiters: Waiters
     metrics: Metrics
+    callbacks: Callbacks
+    checkpointer: Checkpointer | None = None
+    policy: PolicyEngine | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    inbox: Inbox | None = None
+    principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(2.0))
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -143,20 +162,77 @@ def create_app(settings: Settings) -> FastAPI:
     db = Database(settings.database_url)
     waiters = Waiters()
     metrics = Metrics(db)
+    callbacks = Callbacks(db, settings, registry=metrics.registry)
+    clock = settings.clock or (lambda: datetime.now(UTC))
+    # Email and Slack (notifications/): queued in the change's transaction, sent with retries.
+    notifications = Notifications(db, settings, clock=clock, registry=metrics.registry)
+    # signoff.yaml: validated here (ConfigError names file:line); routes, escalates, notifies.
+    policy = (
+        PolicyEngine.load(settings.config_path, db, notifier=notifications.policy_notifier())
+        if settings.config_path
+        else None
+    )
+    notifications.use_policy(policy)
 
     def on_closed(request: RequestModel) -> None:
         waiters.wake(request.id)
         metrics.request_closed(request)
+        callbacks.on_closed(request)
+        inbox.on_closed(request)
 
-    lifecycle = Lifecycle(db, on_closed=on_closed)
-    scheduler = Scheduler(
-        db, {DEADLINE_TIMER: lifecycle.fire_deadline}, interval=settings.timer_interval
+    lifecycle = Lifecycle(
+        db,
+        on_closed=on_closed,
+        close_hooks=[callbacks.close_hook, notifications.close_hook],
+        router=policy.router if policy is not None else notifications.router(),
+        clock=clock,
     )
-    state = _State(settings, db, lifecycle, scheduler, waiters, metrics)
+    scheduler = Scheduler(
+        db,
+        {
+            DEADLINE_TIMER: lifecycle.fire_deadline,
+            **callbacks.timer_handlers,
+            **notifications.timer_handlers,
+            **(policy.timer_handlers if policy is not None else {}),
+        },
+        interval=settings.timer_interval,
+        clock=clock,
+    )
+    callbacks.attach(scheduler)
+    notifications.attach(scheduler)
+    inbox = Inbox(
+        settings, db, lifecycle, notifications, metrics=metrics, policy=policy, clock=clock
+    )
+    state = _State(
+        settings, db, lifecycle, scheduler, waiters, metrics, callbacks, policy=policy, clock=clock
+    )
+    state.inbox = inbox
+    state.principals = PrincipalCache(settings.auth_cache_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncGenerator[None]:
         waiters.bind(asyncio.get_running_loop())
+        await run_in_threadpool(callbacks.start)  # first start: creates the signing key file
+        inbox.start(asyncio.get_running_loop())
+        await run_in_threadpool(notifications.start)  # first start: creates the link secret
+        key = await run_in_threadpool(
+            load_or_create_key,
+            settings.audit_key_file or default_key_path(settings.database_url),
+            settings.audit_origin,
+        )
+        state.checkpointer = Checkpointer(
+            db,
+            key,
+            every_entries=settings.audit_checkpoint_entries,
+            every_seconds=settings.audit_checkpoint_seconds,
+            interval=settings.audit_checkpoint_interval,
+            publish_dir=settings.audit_publish_dir,
+        )
+        signing = (
+            asyncio.create_task(state.checkpointer.run()) if settings.run_checkpoints else None
+        )
+        if policy is not None:  # the file's people and roles into users/user_roles
+            await run_in_threadpool(policy.sync_people, clock())
         listener = None
         if not db.is_sqlite:
             listener = PostgresListener(
@@ -172,6 +248,13 @@ def create_app(settings: Settings) -> FastAPI:
                 ticking.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticking
+            await run_in_threadpool(callbacks.stop)
+            await run_in_threadpool(notifications.stop)
+            if signing is not None:
+                signing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await signing
+                await state.checkpointer.stop()
             if listener is not None:
                 await run_in_threadpool(listener.stop)
             db.dispose()
@@ -186,6 +269,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.signoff = state
     _install_error_handlers(app)
     _add_routes(app, state)
+    app.include_router(
+        callbacks.router(
+            audit_key=lambda: str(state.checkpointer.verifier) if state.checkpointer else None
+        )
+    )
+    app.include_router(audit_router(db, lambda: state.checkpointer, _principal, _ERRORS))
+    app.include_router(inbox.router())  # last: the web inbox at / (not in the OpenAPI schema)
     return app
 
 
@@ -201,9 +291,12 @@ def _add_routes(app: FastAPI, state: _State) -> None:
     def create_request(body: RequestCreate, caller: Caller, response: Response) -> RequestModel:
         """Ask for approval of one action. The same idempotency key and body return the same
         request (200); the same key with a different body is a 409."""
+        state.callbacks.check_request(body)
         result = lifecycle.create(caller, body)
         if result.created:
             state.metrics.created.labels(risk=result.request.risk.value).inc()
+            if state.inbox is not None:
+                state.inbox.request_created(result.request)
         else:
             response.status_code = 200
         return result.request
@@ -278,6 +371,19 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         with state.db.read() as conn:
             load_request(conn, caller, request_id)
             return audit.timeline(conn, request_id)
+
+    @app.get("/v1/control-map", responses=_ERRORS, tags=["policy"])
+    def control_map(caller: Caller, days: Annotated[int, Query(ge=1, le=90)] = 14) -> ControlMap:
+        """Admins: per role, members, on-shift coverage and gaps for the next `days` days, the
+        policies that route to it, and whether each policy's quorum can be met."""
+        if not caller.is_admin:
+            raise Forbidden("the control map is for admins", code="admin_required")
+        if state.policy is None:
+            raise NotFound(
+                "this server runs without a policy file (signoff serve --config)",
+                code="no_policy_config",
+            )
+        return state.policy.control_map(state.clock(), days)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> Health:

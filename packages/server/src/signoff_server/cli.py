@@ -14,8 +14,13 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
+from signoff_server.audit_cli import audit_app, evidence_command
+from signoff_server.callbacks.cli import webhook_keys_app, webhooks_app
 from signoff_server.db import Database, migrate, normalize_url
 from signoff_server.identity import create_agent_key, create_token, set_user
+from signoff_server.policy.check import check_command
+from signoff_server.reviewer_cli import register as register_reviewer_commands
+from signoff_server.reviewer_cli import reviewer_settings
 from signoff_server.settings import DEFAULT_DATABASE_URL, Settings
 
 app = typer.Typer(
@@ -31,6 +36,41 @@ tokens_app = typer.Typer(help="Reviewers' personal API tokens (pt_…).", no_arg
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(webhook_keys_app, name="webhook-keys")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(audit_app, name="audit")
+app.command("evidence")(evidence_command)
+try:  # `signoff scan` ships with signoff-agent-kit; the server works without it
+    from signoff_agent_kit.cli import scan_command
+except ImportError:  # pragma: no cover - the agent kit is not installed
+    pass
+else:
+    app.command("scan")(scan_command)
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@app.command("claude-code", context_settings=_PASSTHROUGH, add_help_option=False)
+def claude_code_command(ctx: typer.Context) -> None:
+    """Install the Claude Code gate: `signoff claude-code install [--project|--user]`."""
+    try:
+        from signoff_claude_code.install import main as claude_code_main
+    except ImportError as exc:
+        raise _fail(
+            "`signoff claude-code` needs signoff-claude-code: pip install signoff-claude-code"
+        ) from exc
+    raise typer.Exit(claude_code_main(ctx.args))
+
+
+@app.command("mcp-proxy", context_settings=_PASSTHROUGH, add_help_option=False)
+def mcp_proxy_command(ctx: typer.Context) -> None:
+    """Gate another MCP server's tools: `signoff mcp-proxy --name N -- CMD ...`."""
+    try:
+        from signoff_mcp.cli import main as mcp_main
+    except ImportError as exc:
+        raise _fail("`signoff mcp-proxy` needs signoff-mcp: pip install signoff-mcp") from exc
+    raise typer.Exit(mcp_main(["proxy", *ctx.args]))
+
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -41,6 +81,15 @@ DbOption = Annotated[
         envvar="SIGNOFF_DATABASE_URL",
         help="Database URL: sqlite:///path or postgresql://…",
         show_default=True,
+    ),
+]
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        envvar="SIGNOFF_CONFIG",
+        help="The policy file, signoff.yaml (see docs/policies.md).",
+        show_default=False,
     ),
 ]
 
@@ -74,6 +123,49 @@ def serve(
         typer.Option(help="Seed the invoice-payment demo: reviewers, roles and an agent key."),
     ] = False,
     log_level: Annotated[str, typer.Option(envvar="SIGNOFF_LOG_LEVEL")] = "info",
+    webhook_keys: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SIGNOFF_WEBHOOK_KEYS",
+            help="Callback signing key file (created on first start; default: next to a SQLite "
+            "database).",
+            show_default=False,
+        ),
+    ] = None,
+    callback_allow: Annotated[
+        str,
+        typer.Option(
+            envvar="SIGNOFF_CALLBACK_ALLOW",
+            help="Comma-separated hosts (*.example.com) and networks (10.0.0.0/8) callbacks may "
+            "go to; empty: any http(s) URL.",
+        ),
+    ] = "",
+    audit_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SIGNOFF_AUDIT_KEY",
+            help="Audit log signing key file (created, mode 0600, on first start; default: next "
+            "to a SQLite database, else ./signoff-audit.key). Never in the database.",
+            show_default=False,
+        ),
+    ] = None,
+    audit_origin: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SIGNOFF_AUDIT_ORIGIN",
+            help="The audit log's name for a new key (e.g. audit.example.com/signoff).",
+            show_default=False,
+        ),
+    ] = None,
+    audit_publish_dir: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SIGNOFF_AUDIT_PUBLISH_DIR",
+            help="Also write every signed audit checkpoint to this directory.",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the signoff server (migrates the database first)."""
     import uvicorn
@@ -81,6 +173,12 @@ def serve(
     from signoff_server.app import create_app
     from signoff_server.logs import configure_logging
 
+    if demo and config is None:
+        from signoff_server.demo import demo_config_path
+
+        config = str(demo_config_path())
+    if config is not None:
+        _check_config(config)  # a broken file stops here, naming file:line
     database = _open(db)
     if demo:
         from signoff_server.demo import DEMO_PASSWORD, seed_demo
@@ -90,8 +188,14 @@ def serve(
         err.print(f"[bold green]signoff demo[/bold green] on {base}  (database {db})")
         err.print(f"  agent key (finance-agent):     [bold]{creds.agent_key}[/bold]")
         err.print(f"  reviewer token ({creds.reviewer}): [bold]{creds.reviewer_token}[/bold]")
+        err.print(
+            f"  reviewer token ({creds.second_reviewer}): "
+            f"[bold]{creds.second_reviewer_token}[/bold]"
+        )
+        err.print(f"  policies: {config} (payments over 10,000 need two approvers)")
         err.print(f"  admin token (admin@example.com): [bold]{creds.admin_token}[/bold]")
         err.print(f"  reviewers' password: {DEMO_PASSWORD}")
+        err.print(f"  web inbox: {base}/  (sign in as alice@example.com)")
         err.print("  Try it (see README 'Try it'):")
         err.print(
             f"    curl -s -X POST {base}/v1/requests -H 'authorization: Bearer {creds.agent_key}'"
@@ -99,13 +203,43 @@ def serve(
         )
     database.dispose()
     configure_logging(log_level)
+    try:  # SIGNOFF_PUBLIC_URL, SIGNOFF_SMTP_*, SIGNOFF_SLACK_* (docs/inbox.md)
+        reviewers = reviewer_settings(host, port)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    settings = Settings(
+        **reviewers,
+        database_url=db,
+        webhook_keys_path=webhook_keys,
+        callback_allow=tuple(h.strip() for h in callback_allow.split(",") if h.strip()),
+        audit_key_file=audit_key,
+        audit_origin=audit_origin,
+        audit_publish_dir=audit_publish_dir,
+        config_path=config,
+    )
+    try:
+        application = create_app(settings)
+    except ValueError as exc:  # e.g. a malformed --callback-allow entry
+        raise _fail(str(exc)) from exc
     uvicorn.run(
-        create_app(Settings(database_url=db)),
+        application,
         host=host,
         port=port,
         log_config=None,
         access_log=True,
     )
+
+
+def _check_config(path: str) -> None:
+    from signoff_server.policy.config import ConfigError, load_config
+
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        raise _fail(f"the policy file is not usable:\n{exc}") from exc
+
+
+app.command("check")(check_command)
 
 
 @app.command("migrate")
@@ -170,6 +304,9 @@ def tokens_create(
         database.dispose()
     err.print(f"created a token for {user.lower()}; it is shown only now")
     sys.stdout.write(secret + "\n")
+
+
+register_reviewer_commands(app)  # signoff queue / signoff decide (over HTTP)
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,11 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-__all__ = ["Database", "migrate", "normalize_url"]
+__all__ = ["BEFORE_COMMIT", "TRANSACTION_PREFIX", "Database", "migrate", "normalize_url"]
+
+TRANSACTION_PREFIX = "signoff_tx_"
+"""`conn.info` keys with this prefix live for one `Database.write()` transaction only."""
+BEFORE_COMMIT = TRANSACTION_PREFIX + "before_commit"
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,7 +63,7 @@ def _sqlite_engine(url: str) -> Engine:
 class Database:
     """One engine and its transaction helpers. `write()` for changes, `read()` for queries."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         if self.is_sqlite:
@@ -71,9 +75,21 @@ class Database:
 
     @contextmanager
     def write(self) -> Generator[Connection]:
-        """A write transaction: committed when the block ends, rolled back on an exception."""
+        """A write transaction: committed when the block ends, rolled back on an exception.
+
+        Functions in `conn.info[BEFORE_COMMIT]` run, in order, just before the commit (the
+        audit log writes its batch of events there, so its lock is held only briefly).
+        """
         with self.engine.connect().execution_options(signoff_write=True) as conn, conn.begin():
-            yield conn
+            hooks: list[Callable[[Connection], None]] = []
+            conn.info[BEFORE_COMMIT] = hooks
+            try:
+                yield conn
+                while hooks:
+                    hooks.pop(0)(conn)
+            finally:
+                for key in [k for k in conn.info if str(k).startswith(TRANSACTION_PREFIX)]:
+                    del conn.info[key]
 
     @contextmanager
     def read(self) -> Generator[Connection]:

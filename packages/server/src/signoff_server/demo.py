@@ -1,13 +1,19 @@
-"""The demo configuration: the invoice-payment scenario's people and roles, and an agent key."""
+"""The demo configuration: the invoice-payment scenario's people and roles, and an agent key.
+
+The demo's policies, schedules and escalation live in `examples/demo/signoff.yaml`, which
+`signoff serve --demo` loads (`demo_config_path`). The people below match that file; at start
+the server syncs the file's roles into the database anyway.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from signoff_server.db import Database
 from signoff_server.identity import create_agent_key, create_token, set_user
 
-__all__ = ["DEMO_AGENT", "DEMO_PEOPLE", "DemoCredentials", "seed_demo"]
+__all__ = ["DEMO_AGENT", "DEMO_PEOPLE", "DemoCredentials", "demo_config_path", "seed_demo"]
 
 DEMO_AGENT = "finance-agent"
 DEMO_PEOPLE: dict[str, tuple[str, list[str]]] = {
@@ -16,6 +22,8 @@ DEMO_PEOPLE: dict[str, tuple[str, list[str]]] = {
     "carol@example.com": ("Carol Manager", ["finance-manager", "finance-approver"]),
     "admin@example.com": ("Ada Admin", ["admin"]),
 }
+_REPO_CONFIG = Path(__file__).resolve().parents[4] / "examples" / "demo" / "signoff.yaml"
+_PACKAGED_CONFIG = Path(__file__).resolve().parent / "demo_signoff.yaml"
 DEMO_PASSWORD = "signoff-demo"  # noqa: S105 - printed on start; the demo is for a laptop
 
 
@@ -27,6 +35,9 @@ class DemoCredentials:
     reviewer: str
     reviewer_token: str
     admin_token: str
+    second_reviewer: str = "bob@example.com"
+    """Payments over 10,000 need two approvers (examples/demo/signoff.yaml)."""
+    second_reviewer_token: str = ""
 
 
 def seed_demo(db: Database) -> DemoCredentials:
@@ -39,4 +50,11 @@ def seed_demo(db: Database) -> DemoCredentials:
             reviewer="alice@example.com",
             reviewer_token=create_token(conn, "alice@example.com"),
             admin_token=create_token(conn, "admin@example.com"),
+            second_reviewer="bob@example.com",
+            second_reviewer_token=create_token(conn, "bob@example.com"),
         )
+
+
+def demo_config_path() -> Path:
+    """`examples/demo/signoff.yaml` in a checkout; its copy shipped in the package otherwise."""
+    return _REPO_CONFIG if _REPO_CONFIG.is_file() else _PACKAGED_CONFIG

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +24,7 @@ __all__ = [
     "ADMIN_ROLE",
     "AGENT_SCOPES",
     "Principal",
+    "PrincipalCache",
     "authenticate",
     "create_agent_key",
     "create_token",
@@ -146,6 +149,39 @@ def authenticate(conn: Connection, secret: str) -> Principal | None:
             return None
         return Principal("user", row.email, roles=user_roles_of(conn, row.email))
     return None
+
+
+class PrincipalCache:
+    """Remembers who a bearer secret stands for, for `ttl` seconds, keyed by its hash.
+
+    Every API call authenticates; without the cache each one costs its own read transaction.
+    A revoked key or a changed role takes effect within `ttl` seconds (0 turns caching off).
+    """
+
+    def __init__(self, ttl: float, *, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str) -> Principal | None:
+        """The cached principal, if fresh."""
+        if self.ttl <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(_digest(secret))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, secret: str, principal: Principal) -> None:
+        """Remember a principal that was just authenticated."""
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[_digest(secret)] = (time.monotonic() + self.ttl, principal)
 
 
 def hash_password(password: str) -> str:

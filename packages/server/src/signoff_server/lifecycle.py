@@ -142,6 +142,7 @@ class Lifecycle:
                 raise Conflict(
                     f"idempotency key {key!r} was used for a different request ({row.id})",
                     code="idempotency_key_reused",
+                    details={"request_id": row.id},
                 )
             return load_request(conn, principal, row.id)[1]
 
@@ -304,6 +305,7 @@ class Lifecycle:
                 request.approvals,
                 given,
                 is_admin=principal.is_admin,
+                also=self._routed_roles(conn, request_id),  # incl. roles escalated from
             )
             if role is None:  # check_visible lets no such reviewer through; keep it fail-closed
                 raise Forbidden(f"{request_id} is routed to roles you do not hold")
@@ -359,6 +361,15 @@ class Lifecycle:
         return result
 
     @staticmethod
+    def _routed_roles(conn: Connection, request_id: str) -> list[str]:
+        rows = conn.execute(
+            select(request_roles.c.role)
+            .where(request_roles.c.request_id == request_id)
+            .order_by(request_roles.c.role)
+        )
+        return [r.role for r in rows]
+
+    @staticmethod
     def _check_decidable(request: Request, decision: DecisionCreate) -> None:
         if request.status.is_terminal:
             raise Conflict(f"{request.id} is already {request.status.value}", code="request_closed")
@@ -388,7 +399,8 @@ class Lifecycle:
             return
         if any(a.user == principal.id for a in given):
             raise Conflict("you already approved this request", code="already_approved")
-        if request.approvals.separation_of_duties and request.initiator == principal.id:
+        initiator = (request.initiator or "").strip().lower()  # emails are stored lower-case
+        if request.approvals.separation_of_duties and initiator == principal.id.lower():
             raise Forbidden(
                 "separation of duties: the person who started the agent run cannot approve it",
                 code="separation_of_duties",
@@ -443,8 +455,7 @@ class Lifecycle:
                 request_id=request_id,
                 data={"reason": reason},
             )
-            self._notify(conn, request_id)
-            _, result = load_request(conn, None, request_id)
+            result = self._closed(conn, request_id, now)  # notify, and run the close hooks
         self.on_closed(result)
         return result
 

@@ -32,8 +32,11 @@ def quorum_met(approvals: Approvals, given: Sequence[Approval]) -> bool:
         case ApprovalMode.THRESHOLD | ApprovalMode.ANY_OF:
             return len(people) >= approvals.required
         case ApprovalMode.ALL_OF:
+            # One approver per listed role, and at least `required` people in all (a policy
+            # may combine all_of with a larger count; `required` defaults to 1).
             covered = {a.role for a in given}
-            return all(role in covered for role in approvals.roles or [])
+            roles_met = all(role in covered for role in approvals.roles or [])
+            return roles_met and len(people) >= approvals.required
 
 
 def role_to_decide_in(
@@ -43,9 +46,14 @@ def role_to_decide_in(
     given: Sequence[Approval],
     *,
     is_admin: bool,
+    also: Sequence[str] = (),
 ) -> str | None:
-    """The role a reviewer decides in, preferring one the quorum still lacks; None if none."""
-    eligible = [role for role in eligible_roles(route_role, approvals) if role in held]
+    """The role a reviewer decides in, preferring one the quorum still lacks; None if none.
+
+    `also` are further roles the request was routed to (the roles it escalated from).
+    """
+    candidates = dict.fromkeys([*eligible_roles(route_role, approvals), *also])
+    eligible = [role for role in candidates if role in held]
     if approvals.mode is ApprovalMode.ALL_OF:
         covered = {a.role for a in given}
         missing = [role for role in eligible if role not in covered]

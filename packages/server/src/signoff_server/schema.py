@@ -152,14 +152,45 @@ decisions = Table(
     Column("at", UTCDateTime(), nullable=False),
 )
 
+# The audit log (DESIGN.md §7; `audit.py` writes it). `seq` is the RFC 6962 leaf index, assigned
+# gap-free by `audit.append` under the lock of the `audit_log` row, never by the database. `entry`
+# holds the exact RFC 8785 bytes that `leaf_hash` hashes, so proofs and exports never depend on
+# re-encoding. `nodes` holds the interior tree nodes this leaf completed (hex, level 1 upward;
+# null if none), so any proof costs O(log n) row lookups. Database triggers (migration 0003)
+# refuse UPDATE and DELETE on audit_events and audit_checkpoints.
 audit_events = Table(
     "audit_events",
     metadata,
-    Column("seq", AutoId, primary_key=True, autoincrement=True),
+    Column("seq", AutoId, primary_key=True, autoincrement=False),
     Column("at", UTCDateTime(), nullable=False),
     Column("type", String(64), nullable=False),
     Column("request_id", String(40), index=True),
     Column("actor", String(320), nullable=False),
     Column("data", JSON, nullable=False),
     Column("leaf_hash", String(64)),
+    Column("entry", Text),
+    Column("nodes", JSON),
+)
+
+# One row (id 1): the tree's size and frontier (roots of its perfect subtrees, largest first,
+# hex). Appends lock it, which serializes them and makes `seq` gap-free.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("frontier", JSON, nullable=False),
+)
+
+# Every signed checkpoint (C2SP signed note), with the RFC 6962 consistency proof from the
+# checkpoint before it, checked before signing.
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("prev_size", BigInteger),
+    Column("consistency", JSON, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -15,6 +15,7 @@ walks the `due_at` index.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -43,7 +44,7 @@ from signoff_server.db import Database
 from signoff_server.errors import Conflict
 from signoff_server.schema import AutoId, UTCDateTime, metadata
 
-__all__ = ["Scheduler", "Timer", "TimerHandler", "arm", "complete", "timers"]
+__all__ = ["Scheduler", "Timer", "TimerHandler", "arm", "complete", "release", "timers"]
 
 log = logging.getLogger("signoff.timers")
 
@@ -118,8 +119,24 @@ def complete(conn: Connection, timer: Timer) -> None:
         raise Conflict(f"timer {timer.id} was re-claimed elsewhere", code="timer_reclaimed")
 
 
+def release(conn: Connection, timer: Timer, *, due_at: datetime) -> None:
+    """Give a claimed timer back unfired, due again at `due_at` (e.g. its handler is busy).
+
+    A no-op if this claim no longer holds the timer.
+    """
+    conn.execute(
+        update(timers)
+        .where(timers.c.id == timer.id, timers.c.lease_token == timer.lease_token)
+        .values(due_at=due_at, lease_until=None, lease_token=None)
+    )
+
+
 class Scheduler:
-    """Claims due timers and runs their handlers; `run()` loops until cancelled."""
+    """Claims due timers and runs their handlers; `run()` loops until cancelled.
+
+    `wake()` makes a running loop tick at once instead of after its pause, e.g. right after a
+    commit that armed a timer due now.
+    """
 
     def __init__(
         self,
@@ -137,6 +154,8 @@ class Scheduler:
         self.batch = batch
         self.lease = lease
         self.interval = interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
 
     def claim(self) -> list[Timer]:
         """Lease up to `batch` due timers to this process."""
@@ -199,13 +218,29 @@ class Scheduler:
                 )
             )
 
+    def wake(self) -> None:
+        """Have the running loop tick now rather than after its pause; safe from any thread."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is None or wakeup is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nothing left to wake
+            loop.call_soon_threadsafe(wakeup.set)
+
     async def run(self) -> None:
-        """Tick forever (in a worker thread), pausing `interval` seconds when nothing is due."""
-        while True:
-            try:
-                fired = await run_in_threadpool(self.tick)
-            except Exception:
-                log.exception("scheduler tick failed; retrying")
-                fired = 0
-            if fired < self.batch:
-                await asyncio.sleep(self.interval)
+        """Tick forever (in a worker thread), pausing `interval` seconds when nothing is due
+        unless `wake()` is called."""
+        wakeup = asyncio.Event()
+        self._loop, self._wakeup = asyncio.get_running_loop(), wakeup
+        try:
+            while True:
+                wakeup.clear()
+                try:
+                    fired = await run_in_threadpool(self.tick)
+                except Exception:
+                    log.exception("scheduler tick failed; retrying")
+                    fired = 0
+                if fired < self.batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wakeup.wait(), self.interval)
+        finally:
+            self._loop = self._wakeup = None
