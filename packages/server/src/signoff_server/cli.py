@@ -8,7 +8,7 @@ Commands that mint a secret print it alone on stdout and everything else on stde
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -47,7 +47,11 @@ except ImportError:  # pragma: no cover - the agent kit is not installed
 else:
     app.command("scan")(scan_command)
 
-_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+_PASSTHROUGH: dict[str, Any] = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": [],
+}
 
 
 @app.command("claude-code", context_settings=_PASSTHROUGH, add_help_option=False)
