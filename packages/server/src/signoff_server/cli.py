@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from signoff_server.audit_cli import audit_app, evidence_command
 from signoff_server.callbacks.cli import webhook_keys_app, webhooks_app
@@ -108,6 +108,10 @@ def _open(db_url: str) -> Database:
     try:
         normalize_url(db_url)
         migrate(db_url)
+    except ArgumentError as exc:
+        raise _fail(
+            f"--db {db_url!r} is not a database URL: use sqlite:///path or postgresql://…"
+        ) from exc
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     except OperationalError as exc:
