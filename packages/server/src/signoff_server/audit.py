@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import rfc8785
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from signoff.audit import i_json
 from signoff.merkle import Frontier, inclusion_proof, perfect_subtrees, subtree_hash
@@ -211,12 +211,20 @@ def flush(conn: Connection) -> None:
         _store(conn, pending)
 
 
+# Built once: the statements of every audited transaction (see views.py for why).
+_FRONTIER = (
+    select(audit_log.c.size, audit_log.c.frontier).where(audit_log.c.id == LOG_ID).with_for_update()
+)
+_INSERT_EVENTS = insert(audit_events)
+_SET_FRONTIER = (
+    update(audit_log)
+    .where(audit_log.c.id == LOG_ID)
+    .values(size=bindparam("b_size"), frontier=bindparam("b_frontier"))
+)
+
+
 def _store(conn: Connection, events: list[_Prepared]) -> None:
-    state = conn.execute(
-        select(audit_log.c.size, audit_log.c.frontier)
-        .where(audit_log.c.id == LOG_ID)
-        .with_for_update()
-    ).one()
+    state = conn.execute(_FRONTIER).one()
     tree = Frontier(int(state.size), [bytes.fromhex(h) for h in state.frontier])
     rows: list[dict[str, Any]] = []
     for event in events:
@@ -237,12 +245,9 @@ def _store(conn: Connection, events: list[_Prepared]) -> None:
                 "nodes": [h.hex() for _, _, h in completed] or None,
             }
         )
-    conn.execute(insert(audit_events), rows)
-    conn.execute(
-        update(audit_log)
-        .where(audit_log.c.id == LOG_ID)
-        .values(size=tree.size, frontier=[h.hex() for h in tree.hashes])
-    )
+    conn.execute(_INSERT_EVENTS, rows)
+    frontier = [h.hex() for h in tree.hashes]
+    conn.execute(_SET_FRONTIER, {"b_size": tree.size, "b_frontier": frontier})
 
 
 # Reading the log -------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from signoff.durations import parse_duration
@@ -37,7 +39,15 @@ from signoff_server.identity import Principal
 from signoff_server.quorum import Approval, eligible_roles, quorum_met, role_to_decide_in
 from signoff_server.routing import RequestRouter, Router, Routing
 from signoff_server.schema import agents, decisions, request_roles, requests
-from signoff_server.views import load_request
+from signoff_server.views import (
+    changed_row,
+    check_visible,
+    decision_rows,
+    load_request,
+    load_row,
+    render,
+    routed_roles,
+)
 
 __all__ = ["DEADLINE_TIMER", "NOTIFY_CHANNEL", "CloseHook", "Created", "Lifecycle"]
 
@@ -46,6 +56,28 @@ DEADLINE_TIMER = "request.deadline"
 
 CloseHook = Callable[[Connection, Request, datetime], None]
 """Runs inside the transaction that closes a request (e.g. to write the callback outbox row)."""
+
+# Statements built once (see views.py): executing a prebuilt statement with parameters skips
+# the construction and cache-key work that dominate a fresh statement's cost.
+_INSERT_REQUEST = insert(requests)
+_INSERT_ROLE = insert(request_roles)
+_INSERT_DECISION = insert(decisions)
+_OPEN_VERSION = (requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_version"))
+_CAS_CLOSE = (
+    update(requests)
+    .where(*_OPEN_VERSION, requests.c.status == Status.PENDING.value)
+    .values(version=bindparam("b_next"), status=bindparam("b_status"), closed_at=bindparam("b_at"))
+)
+_CAS_BUMP = (
+    update(requests)
+    .where(*_OPEN_VERSION, requests.c.status == Status.PENDING.value)
+    .values(version=bindparam("b_next"))
+)
+_SET_OUTCOME = (
+    update(requests)
+    .where(*_OPEN_VERSION)
+    .values(outcome=bindparam("b_outcome"), version=bindparam("b_next"))
+)
 
 _CLOSING_STATUS = {
     Verdict.APPROVE: Status.APPROVED,
@@ -90,11 +122,17 @@ class Lifecycle:
         self.router: Router = router or RequestRouter()
         self.close_hooks: list[CloseHook] = list(close_hooks or [])
         self.clock = clock
+        self._agents: set[str] = set()  # agent rows known to be committed (never deleted)
+        dialect = sqlite if db.is_sqlite else postgresql
+        self._insert_agent = dialect.insert(agents).on_conflict_do_nothing()
 
-    def _closed(self, conn: Connection, request_id: str, now: datetime) -> Request:
+    def _now(self) -> datetime:
+        # In UTC, as the store gives datetimes back: results built in memory then match a re-read.
+        return self.clock().astimezone(UTC)
+
+    def _closed(self, conn: Connection, result: Request, now: datetime) -> Request:
         """In the closing transaction: notify other replicas, run the hooks, return the result."""
-        self._notify(conn, request_id)
-        result = load_request(conn, None, request_id)[1]
+        self._notify(conn, result.id)
         for hook in self.close_hooks:
             hook(conn, result, now)
         return result
@@ -118,6 +156,7 @@ class Lifecycle:
         try:
             with self.db.write() as conn:
                 request, closed = self._insert(conn, principal, payload, body_hash)
+            self._agents.add(principal.id)
         except IntegrityError:
             # A concurrent create with the same idempotency key won the unique constraint.
             assert payload.idempotency_key is not None
@@ -149,10 +188,10 @@ class Lifecycle:
     def _insert(
         self, conn: Connection, principal: Principal, payload: RequestCreate, body_hash: str
     ) -> tuple[Request, bool]:
-        now = self.clock()
+        now = self._now()
         request_id = new_id("req")
-        if conn.execute(select(agents.c.id).where(agents.c.id == principal.id)).first() is None:
-            conn.execute(insert(agents).values(id=principal.id, created_at=now))
+        if principal.id not in self._agents:
+            conn.execute(self._insert_agent, {"id": principal.id, "created_at": now})
         routing = self.router.route(conn, payload, principal.id, now)
         asked = payload.model_dump(mode="json", exclude={"idempotency_key"})
         stored = {
@@ -167,36 +206,37 @@ class Lifecycle:
         stored.pop("route", None)
         stored.pop("risk", None)
         due_at = now + parse_duration(routing.sla) if routing.sla else None
-        conn.execute(
-            insert(requests).values(
-                id=request_id,
-                agent_id=principal.id,
-                status=Status.PENDING.value,
-                version=1,
-                route_role=routing.role,
-                risk=routing.risk.value,
-                object_type=payload.business_object.type,
-                object_id=payload.business_object.id,
-                idempotency_key=payload.idempotency_key,
-                body_hash=body_hash,
-                payload=stored,
-                policy=routing.policy.model_dump(mode="json") if routing.policy else None,
-                assignees=routing.assignees,
-                escalation_level=0,
-                callback_status=None,
-                outcome=None,
-                created_at=now,
-                due_at=due_at,
-            )
-        )
-        for role in eligible_roles(routing.role, routing.approvals):
-            conn.execute(insert(request_roles).values(request_id=request_id, role=role))
+        values: dict[str, Any] = {
+            "id": request_id,
+            "agent_id": principal.id,
+            "status": Status.PENDING.value,
+            "version": 1,
+            "route_role": routing.role,
+            "risk": routing.risk.value,
+            "object_type": payload.business_object.type,
+            "object_id": payload.business_object.id,
+            "idempotency_key": payload.idempotency_key,
+            "body_hash": body_hash,
+            "payload": stored,
+            "policy": routing.policy.model_dump(mode="json") if routing.policy else None,
+            "assignees": routing.assignees,
+            "escalation_level": 0,
+            "callback_status": None,
+            "outcome": None,
+            "created_at": now,
+            "due_at": due_at,
+        }
+        conn.execute(_INSERT_REQUEST, values)
+        roles = eligible_roles(routing.role, routing.approvals)
+        if roles:
+            conn.execute(_INSERT_ROLE, [{"request_id": request_id, "role": r} for r in roles])
         self._audit_created(conn, principal, request_id, asked, routing, now)
+        row = SimpleNamespace(**values, closed_at=None)  # what a re-read would give
         if routing.auto is not None:
-            return self._auto_decide(conn, request_id, routing, now), True
+            return self._auto_decide(conn, row, routing, now), True
         if due_at is not None:
             timers.arm(conn, kind=DEADLINE_TIMER, due_at=due_at, now=now, request_id=request_id)
-        request = load_request(conn, None, request_id)[1]
+        request = render(row, [])
         self.router.after_create(conn, request, routing, now)
         return request, False
 
@@ -241,33 +281,29 @@ class Lifecycle:
         )
 
     def _auto_decide(
-        self, conn: Connection, request_id: str, routing: Routing, now: datetime
+        self, conn: Connection, row: SimpleNamespace, routing: Routing, now: datetime
     ) -> Request:
         verdict = routing.auto
         if verdict is None or verdict not in (Verdict.APPROVE, Verdict.REJECT):
             raise ValueError(f"a policy can only auto-approve or auto-reject, not {verdict}")
         status = Status.APPROVED if verdict is Verdict.APPROVE else Status.REJECTED
-        conn.execute(
-            update(requests)
-            .where(requests.c.id == request_id)
-            .values(status=status.value, closed_at=now, version=2)
-        )
+        request_id: str = row.id
+        self._cas(conn, row, status, now)
         policy = routing.policy.name if routing.policy else "policy"
-        conn.execute(
-            insert(decisions).values(
-                id=new_id("dec"),
-                request_id=request_id,
-                verdict=verdict.value,
-                arguments=None,
-                comment=f"decided by policy {policy!r}",
-                reason_code="policy",
-                decided_by=f"policy:{policy}",
-                role=None,
-                via=DecisionVia.POLICY.value,
-                closing=True,
-                at=now,
-            )
-        )
+        decision: dict[str, Any] = {
+            "id": new_id("dec"),
+            "request_id": request_id,
+            "verdict": verdict.value,
+            "arguments": None,
+            "comment": f"decided by policy {policy!r}",
+            "reason_code": "policy",
+            "decided_by": f"policy:{policy}",
+            "role": None,
+            "via": DecisionVia.POLICY.value,
+            "closing": True,
+            "at": now,
+        }
+        conn.execute(_INSERT_DECISION, decision)
         audit.append(
             conn,
             type="request.decided",
@@ -276,7 +312,8 @@ class Lifecycle:
             request_id=request_id,
             data={"verdict": verdict.value, "via": "policy"},
         )
-        return self._closed(conn, request_id, now)
+        closed = changed_row(row, status=status.value, closed_at=now, version=row.version + 1)
+        return self._closed(conn, render(closed, [SimpleNamespace(**decision)]), now)
 
     # decide -----------------------------------------------------------------------------
 
@@ -292,7 +329,11 @@ class Lifecycle:
         if principal.is_agent:
             raise Forbidden("an agent key can never decide", code="agents_cannot_decide")
         with self.db.write() as conn:
-            row, request = load_request(conn, principal, request_id, for_update=True)
+            row = load_row(conn, request_id, for_update=True)
+            routed = routed_roles(conn, request_id)  # incl. roles escalated from
+            check_visible(conn, principal, row, roles=routed)
+            earlier = decision_rows(conn, request_id)
+            request = render(row, earlier)
             self._check_decidable(request, decision)
             given = [
                 Approval(d.decided_by.user, d.decided_by.role)
@@ -305,7 +346,7 @@ class Lifecycle:
                 request.approvals,
                 given,
                 is_admin=principal.is_admin,
-                also=self._routed_roles(conn, request_id),  # incl. roles escalated from
+                also=sorted(routed),
             )
             if role is None:  # check_visible lets no such reviewer through; keep it fail-closed
                 raise Forbidden(f"{request_id} is routed to roles you do not hold")
@@ -320,23 +361,23 @@ class Lifecycle:
                     field="verdict",
                     code="edit_needs_final_approval",
                 )
-            now = self.clock()
-            self._cas(conn, row, _CLOSING_STATUS[decision.verdict] if closing else None, now)
-            conn.execute(
-                insert(decisions).values(
-                    id=new_id("dec"),
-                    request_id=request_id,
-                    verdict=decision.verdict.value,
-                    arguments=decision.arguments,
-                    comment=decision.comment,
-                    reason_code=decision.reason_code,
-                    decided_by=principal.id,
-                    role=role,
-                    via=via.value,
-                    closing=closing,
-                    at=now,
-                )
-            )
+            now = self._now()
+            status = _CLOSING_STATUS[decision.verdict] if closing else None
+            self._cas(conn, row, status, now)
+            recorded: dict[str, Any] = {
+                "id": new_id("dec"),
+                "request_id": request_id,
+                "verdict": decision.verdict.value,
+                "arguments": decision.arguments,
+                "comment": decision.comment,
+                "reason_code": decision.reason_code,
+                "decided_by": principal.id,
+                "role": role,
+                "via": via.value,
+                "closing": closing,
+                "at": now,
+            }
+            conn.execute(_INSERT_DECISION, recorded)
             audit.append(
                 conn,
                 type="request.decided" if closing else "request.approval_recorded",
@@ -352,22 +393,18 @@ class Lifecycle:
                     "arguments": decision.arguments,
                 },
             )
+            changed: dict[str, Any] = {"version": row.version + 1}
+            if status is not None:
+                changed.update(status=status.value, closed_at=now)
+            all_decisions = sorted(
+                [*earlier, SimpleNamespace(**recorded)], key=lambda d: (d.at, d.id)
+            )
+            result = render(changed_row(row, **changed), all_decisions)
             if closing:
-                result = self._closed(conn, request_id, now)
-            else:
-                result = load_request(conn, None, request_id)[1]
+                self._closed(conn, result, now)
         if closing:
             self.on_closed(result)
         return result
-
-    @staticmethod
-    def _routed_roles(conn: Connection, request_id: str) -> list[str]:
-        rows = conn.execute(
-            select(request_roles.c.role)
-            .where(request_roles.c.request_id == request_id)
-            .order_by(request_roles.c.role)
-        )
-        return [r.role for r in rows]
 
     @staticmethod
     def _check_decidable(request: Request, decision: DecisionCreate) -> None:
@@ -406,19 +443,17 @@ class Lifecycle:
                 code="separation_of_duties",
             )
 
-    def _cas(self, conn: Connection, row: Row[Any], status: Status | None, now: datetime) -> None:
-        values: dict[str, Any] = {"version": row.version + 1}
-        if status is not None:
-            values.update(status=status.value, closed_at=now)
-        result = conn.execute(
-            update(requests)
-            .where(
-                requests.c.id == row.id,
-                requests.c.version == row.version,
-                requests.c.status == Status.PENDING.value,
-            )
-            .values(**values)
-        )
+    @staticmethod
+    def _cas(conn: Connection, row: Any, status: Status | None, now: datetime) -> None:
+        params: dict[str, Any] = {
+            "b_id": row.id,
+            "b_version": row.version,
+            "b_next": row.version + 1,
+        }
+        if status is None:
+            result = conn.execute(_CAS_BUMP, params)
+        else:
+            result = conn.execute(_CAS_CLOSE, {**params, "b_status": status.value, "b_at": now})
         if result.rowcount != 1:
             raise Conflict(
                 f"{row.id} was changed concurrently; it is no longer open", code="request_closed"
@@ -455,7 +490,7 @@ class Lifecycle:
                 request_id=request_id,
                 data={"reason": reason},
             )
-            result = self._closed(conn, request_id, now)  # notify, and run the close hooks
+            result = self._closed(conn, load_request(conn, None, request_id)[1], now)
         self.on_closed(result)
         return result
 
@@ -499,7 +534,7 @@ class Lifecycle:
                     "assignees": request.assignees,
                 },
             )
-            result = self._closed(conn, request.id, now)
+            result = self._closed(conn, load_request(conn, None, request.id)[1], now)
         self.on_closed(result)
 
     def report_outcome(
@@ -509,27 +544,25 @@ class Lifecycle:
         if not principal.is_agent or "requests:outcome" not in principal.scopes:
             raise Forbidden("only the request's agent can report its outcome")
         with self.db.write() as conn:
-            row, request = load_request(conn, principal, request_id, for_update=True)
-            if not request.status.is_terminal:
+            row = load_row(conn, request_id, for_update=True)
+            check_visible(conn, principal, row)
+            if Status(row.status) is Status.PENDING:
                 raise Conflict(
                     f"{request_id} is still pending; report the outcome after the decision",
                     code="request_pending",
                 )
-            if request.outcome is not None:
+            if row.outcome is not None:
                 raise Conflict(
                     f"the outcome of {request_id} was already reported", code="outcome_reported"
                 )
-            now = self.clock()
+            now = self._now()
             outcome = {
                 "status": report.status.value,
                 "detail": report.detail,
                 "at": now.isoformat(),
             }
-            result = conn.execute(
-                update(requests)
-                .where(requests.c.id == row.id, requests.c.version == row.version)
-                .values(outcome=outcome, version=row.version + 1)
-            )
+            params = {"b_id": row.id, "b_version": row.version, "b_next": row.version + 1}
+            result = conn.execute(_SET_OUTCOME, {**params, "b_outcome": outcome})
             if result.rowcount != 1:
                 raise Conflict(f"{request_id} was changed concurrently", code="conflict")
             audit.append(
@@ -540,4 +573,5 @@ class Lifecycle:
                 request_id=request_id,
                 data={"status": report.status.value, "detail": report.detail},
             )
-            return load_request(conn, None, request_id)[1]
+            updated = changed_row(row, outcome=outcome, version=row.version + 1)
+            return render(updated, decision_rows(conn, request_id))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from signoff.models import (
     Approvals,
@@ -64,12 +64,16 @@ class Router(Protocol):
         ...
 
 
+_MEMBERS = (
+    select(user_roles.c.email)
+    .where(user_roles.c.role == bindparam("role"))
+    .order_by(user_roles.c.email)
+)
+
+
 def members_of(conn: Connection, role: str) -> list[str]:
     """Everyone holding `role`, sorted."""
-    rows = conn.execute(
-        select(user_roles.c.email).where(user_roles.c.role == role).order_by(user_roles.c.email)
-    )
-    return [r.email for r in rows]
+    return [r.email for r in conn.execute(_MEMBERS, {"role": role})]
 
 
 class RequestRouter:

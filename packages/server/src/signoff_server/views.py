@@ -5,18 +5,40 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, exists, select
+from sqlalchemy import Connection, Row, bindparam, exists, select
 
 from signoff.models import Decision, Outcome, Page, Request, Status
 from signoff_server.errors import Forbidden, Invalid, NotFound
 from signoff_server.identity import Principal
 from signoff_server.schema import decisions, request_roles, requests
 
-__all__ = ["ListFilters", "check_visible", "list_requests", "load_request", "render"]
+__all__ = [
+    "ListFilters",
+    "changed_row",
+    "check_visible",
+    "decision_rows",
+    "list_requests",
+    "load_request",
+    "load_row",
+    "render",
+    "routed_roles",
+]
 
 MAX_PAGE = 200
+
+# Built once: a statement object memoizes its cache key, so executing it again skips both the
+# construction and the key computation that a fresh `select(...)` costs on every call.
+_REQUEST = select(requests).where(requests.c.id == bindparam("id"))
+_REQUEST_FOR_UPDATE = _REQUEST.with_for_update()
+_DECISIONS = (
+    select(decisions)
+    .where(decisions.c.request_id == bindparam("id"))
+    .order_by(decisions.c.at, decisions.c.id)
+)
+_ROLES = select(request_roles.c.role).where(request_roles.c.request_id == bindparam("id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +52,7 @@ class ListFilters:
     object_id: str | None = None
 
 
-def _decision(row: Row[Any]) -> Decision:
+def _decision(row: Any) -> Decision:
     return Decision.model_validate(
         {
             "id": row.id,
@@ -46,8 +68,9 @@ def _decision(row: Row[Any]) -> Decision:
     )
 
 
-def render(row: Row[Any], decision_rows: list[Row[Any]]) -> Request:
-    """The wire model of one request row and its decision rows."""
+def render(row: Any, decision_rows: list[Any]) -> Request:
+    """The wire model of one request row and its decision rows (rows, or objects with the
+    same attributes)."""
     payload: dict[str, Any] = dict(row.payload)
     payload.pop("idempotency_key", None)
     return Request.model_validate(
@@ -71,6 +94,12 @@ def render(row: Row[Any], decision_rows: list[Row[Any]]) -> Request:
     )
 
 
+def changed_row(row: Any, **changes: Any) -> SimpleNamespace:
+    """A request row (a database row or one built in memory) with some columns changed: the
+    row a re-read after an update would give, without the re-read."""
+    return SimpleNamespace(**({c.name: getattr(row, c.name) for c in requests.columns} | changes))
+
+
 def _decision_rows(conn: Connection, request_ids: list[str]) -> dict[str, list[Row[Any]]]:
     grouped: dict[str, list[Row[Any]]] = {rid: [] for rid in request_ids}
     if request_ids:
@@ -84,18 +113,24 @@ def _decision_rows(conn: Connection, request_ids: list[str]) -> dict[str, list[R
     return grouped
 
 
-def _roles_of(conn: Connection, request_id: str) -> set[str]:
-    rows = conn.execute(
-        select(request_roles.c.role).where(request_roles.c.request_id == request_id)
-    )
-    return {r.role for r in rows}
+def decision_rows(conn: Connection, request_id: str) -> list[Row[Any]]:
+    """One request's decision rows, in order."""
+    return list(conn.execute(_DECISIONS, {"id": request_id}))
 
 
-def check_visible(conn: Connection, principal: Principal, row: Row[Any]) -> None:
+def routed_roles(conn: Connection, request_id: str) -> set[str]:
+    """The roles a request is routed to (including roles it escalated from)."""
+    return {r.role for r in conn.execute(_ROLES, {"id": request_id})}
+
+
+def check_visible(
+    conn: Connection, principal: Principal, row: Row[Any], *, roles: set[str] | None = None
+) -> None:
     """Refuse callers who may not see this request.
 
     Another agent's request is a 404, so agents cannot learn what others asked; a reviewer who
-    holds none of the request's roles gets a 403 that says so.
+    holds none of the request's roles gets a 403 that says so. `roles`: the request's routed
+    roles, when the caller has read them already.
     """
     if principal.is_agent:
         if row.agent_id != principal.id:
@@ -103,23 +138,29 @@ def check_visible(conn: Connection, principal: Principal, row: Row[Any]) -> None
         return
     if principal.is_admin:
         return
-    if not principal.roles & _roles_of(conn, row.id):
+    if roles is None:
+        roles = routed_roles(conn, row.id)
+    if not principal.roles & roles:
         raise Forbidden(f"{row.id} is routed to roles you do not hold", code="role_required")
+
+
+def load_row(conn: Connection, request_id: str, *, for_update: bool = False) -> Row[Any]:
+    """One request's row (locked for the transaction with `for_update`), or NotFound."""
+    query = _REQUEST_FOR_UPDATE if for_update else _REQUEST
+    row = conn.execute(query, {"id": request_id}).first()
+    if row is None:
+        raise NotFound(f"no request {request_id}")
+    return row
 
 
 def load_request(
     conn: Connection, principal: Principal | None, request_id: str, *, for_update: bool = False
 ) -> tuple[Row[Any], Request]:
     """The row and wire model of one request, checked against the caller's visibility."""
-    query = select(requests).where(requests.c.id == request_id)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        raise NotFound(f"no request {request_id}")
+    row = load_row(conn, request_id, for_update=for_update)
     if principal is not None:
         check_visible(conn, principal, row)
-    return row, render(row, _decision_rows(conn, [row.id])[row.id])
+    return row, render(row, decision_rows(conn, row.id))
 
 
 def _decode_cursor(cursor: str) -> str:
@@ -127,7 +168,7 @@ def _decode_cursor(cursor: str) -> str:
         value = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise Invalid("not a cursor this server issued", field="cursor") from exc
-    if not value.startswith("req_"):
+    if not value.startswith("req_") or "\x00" in value:  # NUL: PostgreSQL text cannot hold it
         raise Invalid("not a cursor this server issued", field="cursor")
     return value
 

@@ -225,6 +225,8 @@ class Notifications:
 
     def close_hook(self, conn: Connection, request: Request, now: datetime) -> None:
         """Lifecycle close hook: replace the buttons of the request's Slack messages."""
+        if self.slack is None:
+            return  # no Slack messages can be updated (and none were sent by this config)
         rows = conn.execute(
             select(notification_outbox).where(
                 notification_outbox.c.request_id == request.id,
