@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +78,7 @@ def _checkpoint_body(record: CheckpointRecord, checkpointer: Checkpointer) -> Au
 def audit_router(
     db: Database,
     checkpointer: Callable[[], Checkpointer | None],
-    principal: Callable[..., Principal],
+    principal: Callable[..., Awaitable[Principal]],
     responses: dict[int | str, dict[str, Any]],
 ) -> APIRouter:
     """The audit routes; `checkpointer()` is None until the app has loaded its signing key."""
