@@ -332,9 +332,15 @@ class Lifecycle:
             row = load_row(conn, request_id, for_update=True)
             routed = routed_roles(conn, request_id)  # incl. roles escalated from
             check_visible(conn, principal, row, roles=routed)
-            earlier = decision_rows(conn, request_id)
+            earlier = decision_rows(conn, row)
             request = render(row, earlier)
             self._check_decidable(request, decision)
+            now = self._now()
+            if request.due_at is not None and now >= request.due_at:  # fail closed (DESIGN §1.2)
+                raise Conflict(
+                    f"{request_id} is past its deadline; its timeout outcome applies",
+                    code="deadline_passed",
+                )
             given = [
                 Approval(d.decided_by.user, d.decided_by.role)
                 for d in request.decisions
@@ -361,7 +367,6 @@ class Lifecycle:
                     field="verdict",
                     code="edit_needs_final_approval",
                 )
-            now = self._now()
             status = _CLOSING_STATUS[decision.verdict] if closing else None
             self._cas(conn, row, status, now)
             recorded: dict[str, Any] = {
@@ -574,4 +579,4 @@ class Lifecycle:
                 data={"status": report.status.value, "detail": report.detail},
             )
             updated = changed_row(row, outcome=outcome, version=row.version + 1)
-            return render(updated, decision_rows(conn, request_id))
+            return render(updated, decision_rows(conn, row))

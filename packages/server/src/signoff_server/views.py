@@ -113,9 +113,13 @@ def _decision_rows(conn: Connection, request_ids: list[str]) -> dict[str, list[R
     return grouped
 
 
-def decision_rows(conn: Connection, request_id: str) -> list[Row[Any]]:
-    """One request's decision rows, in order."""
-    return list(conn.execute(_DECISIONS, {"id": request_id}))
+def decision_rows(conn: Connection, row: Any) -> list[Row[Any]]:
+    """The decision rows of the request in `row`, in order."""
+    if row.version == 1:
+        # Every decision is recorded by a compare-and-set that bumps the version: a request
+        # still at its first version has none, and the query can be skipped.
+        return []
+    return list(conn.execute(_DECISIONS, {"id": row.id}))
 
 
 def routed_roles(conn: Connection, request_id: str) -> set[str]:
@@ -160,7 +164,7 @@ def load_request(
     row = load_row(conn, request_id, for_update=for_update)
     if principal is not None:
         check_visible(conn, principal, row)
-    return row, render(row, decision_rows(conn, row.id))
+    return row, render(row, decision_rows(conn, row))
 
 
 def _decode_cursor(cursor: str) -> str:
