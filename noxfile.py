@@ -9,6 +9,22 @@ from nox.command import CommandFailed
 
 ROOT = Path(__file__).parent
 BENCHMARKS = sorted((ROOT / "tests" / "benchmarks").glob("bench_*.py"))
+BENCH_REPORTER = "tests/benchmarks/_report.py"
+
+
+def _bench_args(posargs: list[str]) -> tuple[list[str], Path]:
+    """The name filters and the report directory (`--report-dir DIR`, default .bench/)."""
+    words: list[str] = []
+    report_dir = ROOT / ".bench"
+    args = iter(posargs)
+    for arg in args:
+        if arg == "--report-dir":
+            report_dir = ROOT / next(args, ".bench")
+        elif arg.startswith("--report-dir="):
+            report_dir = ROOT / arg.partition("=")[2]
+        else:
+            words.append(arg)
+    return words, report_dir
 
 
 @nox.session(venv_backend="none")
@@ -17,20 +33,33 @@ def bench(session: nox.Session) -> None:
 
     Every script by default; `uv run nox -s bench -- webhooks` runs those whose file name
     contains one of the given words. A script that misses its target exits non-zero; the
-    session runs the others anyway, then fails naming it.
+    session runs the others anyway, then fails naming it. Every figure the scripts record
+    (tests/benchmarks/_report.py) ends up in one report, printed and written to
+    bench-report.md and bench-report.json in .bench/ (`-- --report-dir DIR` for another place).
     """
-    scripts = [
-        s for s in BENCHMARKS if not session.posargs or any(w in s.stem for w in session.posargs)
-    ]
+    words, report_dir = _bench_args(session.posargs)
+    scripts = [s for s in BENCHMARKS if not words or any(w in s.stem for w in words)]
     if not scripts:
-        session.error(f"no benchmark in tests/benchmarks/ matches {session.posargs}")
+        session.error(f"no benchmark in tests/benchmarks/ matches {words}")
+    records = str(report_dir / "bench-records.jsonl")
+    session.run("uv", "run", "python", BENCH_REPORTER, "begin", records, external=True)
     failed: list[str] = []
+    statuses: list[str] = []
     for script in scripts:
         path = str(script.relative_to(ROOT))
+        code = 0
         try:
-            session.run("uv", "run", "python", path, external=True)
-        except CommandFailed:
+            session.run(
+                "uv", "run", "python", path, external=True, env={"SIGNOFF_BENCH_REPORT": records}
+            )  # fmt: skip
+        except CommandFailed as exc:
+            code = exc.return_code if exc.return_code is not None else -1
             failed.append(path)
+        statuses += ["--status", f"{script.stem}={code}"]
+    session.run(
+        "uv", "run", "python", BENCH_REPORTER, "render", records, "--report-dir", str(report_dir),
+        *statuses, external=True,
+    )  # fmt: skip
     if failed:
         session.error(f"missed the target or failed: {', '.join(failed)}")
 
@@ -45,7 +74,9 @@ def _isolated(session: nox.Session, *packages: str, extra: tuple[str, ...] = ())
     """
     venv = Path(session.create_tmp()) / "venv"
     env = {"UV_PYTHON_DOWNLOADS": "never"}
-    session.run("uv", "venv", "--quiet", "--python", "3.11", str(venv), external=True, env=env)
+    session.run(
+        "uv", "venv", "--quiet", "--clear", "--python", "3.11", str(venv), external=True, env=env
+    )  # fmt: skip
     python = str(venv / "bin" / "python")
     editable = [arg for p in ("core", "packages/server", *packages) for arg in ("-e", p)]
     session.run(
@@ -60,6 +91,51 @@ def openai_agents(session: nox.Session) -> None:
     """signoff-openai-agents alone with the core, the server and the SDK (openai>=3 pins)."""
     python = _isolated(session, "integrations/openai-agents")
     session.run(python, "-m", "pytest", "tests/integrations/openai_agents", "-q", external=True)
+
+
+LANGGRAPH_FLOORED = ("langgraph", "langchain-core", "langgraph-checkpoint-sqlite")
+
+
+def _declared_floors(pyproject: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """The `>=` lower bound that `pyproject` declares for each of `names` (extras included)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads(pyproject.read_text())["project"]
+    extras: dict[str, list[str]] = project.get("optional-dependencies", {})
+    floors: dict[str, str] = {}
+    for line in [*project["dependencies"], *(r for group in extras.values() for r in group)]:
+        requirement = Requirement(line)
+        for spec in requirement.specifier:
+            if requirement.name in names and spec.operator == ">=":
+                floors[requirement.name] = spec.version
+    if missing := set(names) - set(floors):
+        raise ValueError(f"{pyproject} declares no >= floor for {sorted(missing)}")
+    return floors
+
+
+@nox.session(venv_backend="none")
+def langgraph_floor(session: nox.Session) -> None:
+    """signoff-langgraph's tests on the lowest versions it claims: langgraph, langchain-core and
+    langgraph-checkpoint-sqlite pinned to the `>=` floors in integrations/langgraph/pyproject.toml.
+
+    `uv run nox -s langgraph_floor -- -k tool_gate` passes arguments on to pytest.
+    """
+    floors = _declared_floors(ROOT / "integrations/langgraph/pyproject.toml", LANGGRAPH_FLOORED)
+    pins = tuple(f"{name}=={floor}" for name, floor in floors.items())
+    python = _isolated(session, "integrations/langgraph", extra=pins)
+    dists = (*LANGGRAPH_FLOORED, "langgraph-prebuilt", "langgraph-checkpoint", "aiosqlite")
+    session.run(
+        python, "-c",
+        "import importlib.metadata as m; "
+        f"print(', '.join(f'{{p}} {{m.version(p)}}' for p in {dists!r}))",
+        external=True,
+    )  # fmt: skip
+    session.run(
+        python, "-m", "pytest", "tests/integrations/langgraph", "-q", *session.posargs,
+        external=True,
+    )  # fmt: skip
 
 
 CREWAI_OFFLINE = {

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _report import Figure, record
 
 RECEIVERS = 16
 TARGET_P99_MS = 50.0
@@ -462,6 +463,7 @@ def main(argv: list[str]) -> int:
     print(f"callbacks on loopback, {RECEIVERS} receivers; {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     ok = True
+    figures: list[Figure] = []
     for f in results:
         print(
             f"{f.backend:9} at rest ({f.at_rest_callbacks} callbacks): commit → verified "
@@ -480,6 +482,34 @@ def main(argv: list[str]) -> int:
         ok = ok and met
         verdict = "met" if met else "MISSED"
         print(f"{'':9} target (p99 < {TARGET_P99_MS:.0f} ms, no retries): {verdict}")
+        figures += [
+            Figure(
+                figure=f"{f.backend}: commit → verified callback at rest, p99",
+                value=f.at_rest_p99_ms,
+                unit="ms",
+                target=f"< {TARGET_P99_MS:.0f} ms, no retries",
+                passed=met,
+                note="; ".join(
+                    [
+                        f"{f.at_rest_callbacks} callbacks, p50 {f.at_rest_p50_ms:.1f} ms",
+                        f"retries {f.retries}",
+                        *f.problems,
+                    ]
+                ),
+            ),
+            Figure(
+                figure=f"{f.backend}: verified callbacks/s, {RECEIVERS} clients (p99 "
+                f"{f.sustained_p99_ms:.0f} ms)",
+                value=f.sustained_callbacks_per_s,
+                unit="callbacks/s",
+            ),
+            Figure(
+                figure=f"{f.backend}: backlog of {f.backlog_callbacks} replayed callbacks drained",
+                value=f.backlog_callbacks_per_s,
+                unit="callbacks/s",
+            ),
+        ]
+    record(figures)
     if args.json:
         args.json.write_text(json.dumps([asdict(f) for f in results], indent=2))
     return 0 if ok else 1

@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _report import Figure as Reported
+from _report import record
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -372,6 +374,21 @@ def main() -> int:
     ok = headline.added_per_call_ms < TARGET_MS
     verdict = "meets" if ok else "MISSES"
     print(f"  {verdict} the target: {headline.added_per_call_ms:.2f} ms < {TARGET_MS} ms per call")
+    record(
+        Reported(
+            figure=f"k={f.calls} gated calls per step: added per auto-approved gated call",
+            value=f.added_per_call_ms,
+            unit="ms",
+            target=f"< {TARGET_MS:.0f} ms" if f is headline else "",
+            passed=f.added_per_call_ms < TARGET_MS if f is headline else None,
+            compared_with="floor: create + report outcome with the bare Client",
+            compared_value=f.floor_ms,
+            ratio=f.added_per_call_ms / f.floor_ms if f.floor_ms > 0 else None,
+            note=f"adapter alone {f.adapter_alone_ms:.2f} ms, server CPU {f.server_cpu_ms:.2f} ms;"
+            f" run {f.baseline_ms:.1f} ms with ToolNode, {f.gated_ms:.1f} ms gated",
+        )
+        for f in figures
+    )
     if args.json:
         args.json.write_text(
             json.dumps({"environment": environment, "figures": [asdict(f) for f in figures]})

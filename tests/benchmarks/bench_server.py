@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from _report import Figure, record
 from psycopg import sql
 from sqlalchemy import (
     JSON,
@@ -633,6 +634,19 @@ def run(args: argparse.Namespace) -> int:
             },
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    record(
+        Figure(
+            figure=f"{backend}: create+decide+wait cycles, {CLIENTS} clients",
+            value=pair["signoff"].requests_per_second,
+            unit="HTTP req/s",
+            target=f"≥ {TARGET_RATIO:.2f}x floor",
+            passed=ratios[backend] >= TARGET_RATIO,
+            compared_with="floor: minimal Starlette app, same stack",
+            compared_value=pair["floor"].requests_per_second,
+            ratio=ratios[backend],
+        )
+        for backend, pair in results.items()
+    )
     return 0 if passed else 1
 
 

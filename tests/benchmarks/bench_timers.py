@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from _report import Figure, record
 from psycopg import sql
 from sqlalchemy import insert, select
 
@@ -387,18 +388,42 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     failed = False
+    figures: list[Figure] = []
     for backend in args.backends.split(","):
         rows = sorted((r for r in results if r.backend == backend), key=lambda r: r.pending)
         if len(rows) >= 2:
             ratio = rows[-1].idle_tick_ms_p50 / max(rows[0].idle_tick_ms_p50, 1e-6)
+            figures.append(
+                Figure(
+                    figure=f"{backend}: idle scheduler tick at {rows[-1].pending:,} pending, p50",
+                    value=rows[-1].idle_tick_ms_p50,
+                    unit="ms",
+                    target=f"≤ {TARGET_IDLE_RATIO:.0f}x",
+                    passed=ratio <= TARGET_IDLE_RATIO,
+                    compared_with=f"the same at {rows[0].pending:,} pending",
+                    compared_value=rows[0].idle_tick_ms_p50,
+                    ratio=ratio,
+                )
+            )
             print(
                 f"{backend}: idle tick at {rows[-1].pending:,} / {rows[0].pending:,} = {ratio:.2f}x"
             )
             failed |= ratio > TARGET_IDLE_RATIO
         for r in rows:
+            figures.append(
+                Figure(
+                    figure=f"{backend}, {r.pending:,} pending: timer lag p99",
+                    value=r.lag_ms_p99,
+                    unit="ms",
+                    target=f"< {TARGET_P99_LAG * 1000:.0f} ms",
+                    passed=r.lag_ms_p99 / 1000 < TARGET_P99_LAG,
+                    note=f"busy tick ({r.busy_fired} due) {r.busy_tick_ms:.1f} ms",
+                )
+            )
             if r.lag_ms_p99 / 1000 >= TARGET_P99_LAG:
                 print(f"{backend} {r.pending:,}: p99 lag {r.lag_ms_p99} ms misses the 1 s target")
                 failed = True
+    record(figures)
     return 1 if failed else 0
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 
+from _report import Figure, record
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from standardwebhooks import Webhook
 
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
 
     failures: list[str] = []
+    figures: list[Figure] = []
     for pair in build_pairs():
         ours, ref = measure(pair, repeat=args.repeat, min_time=args.min_time)
         for name, seconds in ((pair.ours_name, ours), (pair.ref_name, ref)):
@@ -187,6 +189,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"(limit {V1A_LIMIT:.2f}x): {verdict}\n")  # fmt: skip
             if cost > V1A_LIMIT:
                 failures.append(f"v1a: signoff takes {cost:.2f}x the bare verify's time")
+        limit = 1.0 if pair.scheme == "v1" else V1A_LIMIT
+        figures.append(
+            Figure(
+                figure=f"{pair.scheme} verify: {pair.ours_name}, time per call",
+                value=ours * 1e6,
+                unit="µs/op",
+                target=f"time ≤ {limit:.2f}x theirs",
+                passed=ours / ref <= limit,
+                compared_with=pair.ref_name,
+                compared_value=ref * 1e6,
+                ratio=ours / ref,
+            )
+        )
+
+    record(figures)
 
     for failure in failures:
         print(f"FAIL {failure}", file=sys.stderr)
