@@ -18,11 +18,35 @@ from tests.support.server import World, sqlite_world
 
 import signoff
 
+DEADLINE_SECONDS = 3
+DEADLINE_POLICY = f"""\
+version: 1
+people:
+  - {{email: reviewer@example.com, name: Rita Reviewer}}
+roles:
+  default:
+    members: [reviewer@example.com]
+default:            # every request expires, rejected, {DEADLINE_SECONDS} s after it was made
+  route: default
+  sla: PT{DEADLINE_SECONDS}S
+  on_timeout: reject
+"""
+
 
 @pytest.fixture(scope="module")
 def signoff_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One real signoff server (SQLite) per test module."""
     with sqlite_world(tmp_path_factory.mktemp("signoff")) as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def deadline_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A real signoff server whose policy expires every request after `DEADLINE_SECONDS`."""
+    directory = tmp_path_factory.mktemp("deadline")
+    config = directory / "signoff.yaml"
+    config.write_text(DEADLINE_POLICY, encoding="utf-8")
+    with sqlite_world(directory, config_path=str(config)) as world:
         yield world
 
 

@@ -1,8 +1,9 @@
 """A scripted Anthropic Messages API on loopback, for running the real Claude Code CLI.
 
 Each `POST /v1/messages` gets the next scripted answer: while no tool result has come back the
-model asks for `tool_use` (the call the test chose), afterwards it answers with text. Requests
-are recorded so a test can read what the CLI sent back (e.g. the hook's deny reason).
+model asks for `tool_use` (the calls the test chose, all in one assistant message), afterwards it
+answers with text. Requests are recorded so a test can read what the CLI sent back (e.g. the
+hook's deny reason).
 """
 
 from __future__ import annotations
@@ -33,12 +34,20 @@ def _tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ScriptedMessagesApi:
-    """An ASGI app answering like the Messages API, asking for one tool call."""
+    """An ASGI app answering like the Messages API, asking for one or more calls of one tool.
 
-    def __init__(self, tool_name: str, tool_input: dict[str, Any]) -> None:
+    `ScriptedMessagesApi("Bash", a)` asks for one Bash call; `ScriptedMessagesApi("Bash", a, b)`
+    asks for two in the same assistant message (one step, two gated calls).
+    """
+
+    def __init__(self, tool_name: str, *tool_inputs: dict[str, Any]) -> None:
+        if not tool_inputs:
+            raise ValueError("give at least one tool input")
         self.tool_name = tool_name
-        self.tool_input = tool_input
+        self.tool_inputs = tool_inputs
         self.requests: list[dict[str, Any]] = []
+        self.issued: dict[str, dict[str, Any]] = {}
+        """tool_use id → the input asked for under it."""
         self.app = Starlette(
             routes=[
                 Route("/v1/messages", self.messages, methods=["POST"]),
@@ -56,6 +65,14 @@ class ScriptedMessagesApi:
                     results.append(block)
         return results
 
+    def result_for(self, tool_input: dict[str, Any]) -> dict[str, Any]:
+        """The last tool_result the CLI sent back for a call asked with `tool_input`."""
+        found = [
+            r for r in self.tool_results if self.issued.get(r.get("tool_use_id", "")) == tool_input
+        ]
+        assert found, f"no tool result for {tool_input}: {self.tool_results}"
+        return found[-1]
+
     async def count_tokens(self, _request: Request) -> Response:
         return JSONResponse({"input_tokens": 10})
 
@@ -67,8 +84,12 @@ class ScriptedMessagesApi:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": "Done."}]
             stop = "end_turn"
         else:
-            blocks = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}",
-                       "name": self.tool_name, "input": self.tool_input}]  # fmt: skip
+            blocks = []
+            for tool_input in self.tool_inputs:
+                tool_use_id = f"toolu_{uuid.uuid4().hex[:20]}"
+                self.issued[tool_use_id] = tool_input
+                blocks.append({"type": "tool_use", "id": tool_use_id, "name": self.tool_name,
+                               "input": tool_input})  # fmt: skip
             stop = "tool_use"
         message = {
             "id": f"msg_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",

@@ -110,6 +110,9 @@ def test_denied_on_sigterm(signoff_world: World, tmp_path: Path) -> None:
             finish(proc)
     assert result.decision == "deny"
     assert "SIGTERM" in result.reason
+    # Close the request, so the server is not left holding the dead hook's long-poll.
+    [request] = requests_of(signoff_world, event["session_id"])
+    signoff_world.client(env["SIGNOFF_API_KEY"]).cancel(request.id, reason="test over")
 
 
 def test_headless_defers_then_allows_on_the_rerun(signoff_world: World, tmp_path: Path) -> None:

@@ -1,49 +1,36 @@
-"""The approval MCP server through the `mcp` SDK's own client, against a real signoff server."""
+"""The approval MCP server through the `mcp` SDK's own client, against a real signoff server.
+
+Approve (with progress notifications), edit, reject, respond and a server-side timeout through
+this client are in test_conformance.py, named after the conformance scenarios; this module has
+pending-then-wait, failing closed, and the two transports of the console script.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
-from tests.integrations.mcp.conftest import reviewer_deciding
+from tests.integrations.mcp.conftest import (
+    INVOICE,
+    result_of,
+    reviewer_deciding,
+    server_for,
+    unique_action,
+)
 from tests.support.server import World, free_port
 
 import signoff
 from signoff_mcp import create_server
 
 pytestmark = pytest.mark.anyio
-INVOICE = {"invoice_id": "INV-1042", "amount": "12500.00", "currency": "EUR"}
-OBJECT = {"type": "invoice", "id": "INV-1042", "attributes": {"vendor": "Acme GmbH"}}
-
-
-def result_of(result: Any) -> dict[str, Any]:
-    """The tool's structured answer (a dict), checked to be mirrored in its text content."""
-    assert not result.is_error, result.content
-    data = result.structured_content
-    assert isinstance(data, dict)
-    text = json.loads(result.content[0].text)
-    assert text == data
-    return data  # pyright: ignore[reportUnknownVariableType]
-
-
-def server_for(world: World) -> Any:
-    key = world.agent_key()
-    return create_server(lambda: signoff.AsyncClient(base_url=world.url, api_key=key))
-
-
-def unique_action() -> str:
-    return f"payments.release_{uuid.uuid4().hex[:6]}"
 
 
 async def test_tools_are_listed_with_keep_waiting_instructions(signoff_world: World) -> None:
@@ -52,46 +39,6 @@ async def test_tools_are_listed_with_keep_waiting_instructions(signoff_world: Wo
     assert set(tools) == {"request_approval", "wait_for_approval", "get_request"}
     assert "wait_for_approval" in (tools["request_approval"].description or "")
     assert "pending" in (tools["wait_for_approval"].description or "")
-
-
-async def test_approve(signoff_world: World) -> None:
-    action = unique_action()
-    seen: list[float] = []
-
-    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        seen.append(progress)
-
-    with reviewer_deciding(signoff_world, "approve", action=action, delay=6.0) as decided:
-        async with Client(server_for(signoff_world)) as client:
-            result = await client.call_tool(
-                "request_approval",
-                {"action": action, "arguments": INVOICE, "business_object": OBJECT,
-                 "summary": "Release EUR 12,500.00 to Acme GmbH", "wait_seconds": 25},
-                progress_callback=on_progress,
-            )  # fmt: skip
-    data = result_of(result)
-    assert data["status"] == "approved"
-    assert data["approved"] is True
-    assert data["arguments"] == INVOICE
-    assert data["request_id"] == decided[0]
-    assert seen, "no progress notification while waiting"
-
-
-async def test_reject_carries_the_reviewers_comment(signoff_world: World) -> None:
-    action = unique_action()
-    with reviewer_deciding(
-        signoff_world, "reject", action=action, comment="vendor bank details changed"
-    ):
-        async with Client(server_for(signoff_world)) as client:
-            result = await client.call_tool(
-                "request_approval", {"action": action, "arguments": INVOICE, "wait_seconds": 25}
-            )
-    data = result_of(result)
-    assert data["status"] == "rejected"
-    assert data["approved"] is False
-    assert "arguments" not in data
-    assert data["comment"] == "vendor bank details changed"
-    assert "vendor bank details changed" in data["instruction"]
 
 
 async def test_pending_then_wait_for_approval(signoff_world: World) -> None:
@@ -123,36 +70,6 @@ async def test_pending_then_wait_for_approval(signoff_world: World) -> None:
     assert waited["status"] == "approved"
     assert waited["approved"] is True
     assert read["approved"] is True
-
-
-async def test_wait_times_out_as_pending_and_sla_expiry_is_not_approval(
-    signoff_world: World,
-) -> None:
-    action = unique_action()
-    async with Client(server_for(signoff_world)) as client:
-        pending = result_of(
-            await client.call_tool(
-                "request_approval", {"action": action, "arguments": INVOICE, "wait_seconds": 1}
-            )
-        )
-        assert pending["status"] == "pending"
-        assert pending["approved"] is False
-        # Nobody decides before the deadline: the request expires, rejected by default.
-        key = signoff_world.agent_key()
-        async with signoff.AsyncClient(base_url=signoff_world.url, api_key=key) as agent:
-            expiring = await agent.create_request(
-                {"action": {"name": action + "_sla", "arguments": INVOICE},
-                 "business_object": OBJECT, "sla": "PT1S", "idempotency_key": uuid.uuid4().hex}
-            )  # fmt: skip
-        server = create_server(lambda: signoff.AsyncClient(base_url=signoff_world.url, api_key=key))
-        async with Client(server) as own:
-            expired = result_of(
-                await own.call_tool(
-                    "wait_for_approval", {"request_id": expiring.id, "wait_seconds": 25}
-                )
-            )
-    assert expired["status"] == "expired"
-    assert expired["approved"] is False
 
 
 async def test_signoff_down_fails_closed() -> None:
