@@ -209,6 +209,7 @@ def module_world(
         database_url=module_store_url,
         timer_interval=0.1,
         wait_recheck=5.0,
+        auth_failure_limit=0,  # modules here send unknown keys on purpose (tests/security: on)
         webhook_keys_path=str(keys / "webhook-keys.json"),
         audit_key_file=str(keys / "audit.key"),
     )

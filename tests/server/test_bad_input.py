@@ -4,9 +4,9 @@ Every refusal has the body `{error: {code, message, details}}`, and its message 
 one of its details names the offending field. A refused decision, cancel or outcome leaves the
 request as it was. Runs on SQLite and PostgreSQL against one server per backend.
 
-The `xfail(strict=True)` tests at the end pin down server bugs found while writing these: each
-states the behaviour the server should have; when a fix lands it turns XPASS and fails, so the
-marker (and the matching tolerance in test_fuzz_openapi.py) goes with the fix.
+The tests at the end pin down server bugs found while writing these (they were strict xfails
+until limits.py fixed them): an unparsable body and a NUL character are clean 422s on both
+backends. Body size and JSON depth limits are tested in tests/security/test_request_limits.py.
 """
 
 from __future__ import annotations
@@ -341,16 +341,14 @@ def test_sla_too_long_is_refused(caller: Caller, sla: str) -> None:
     assert names(error_of(response), "sla")
 
 
-# Known bugs ---------------------------------------------------------------------------------
+# Fixed bugs ---------------------------------------------------------------------------------
 #
 # These fail with `pytest.fail(..., pytrace=False)`, not `assert`: pytest then prints the message
 # without rendering source, which on CPython 3.11.7 would call ast.parse while the server thread
-# is formatting the traceback of the 500 it just answered (3.11's traceback module parses too),
+# is formatting the traceback of a 500 it just answered (3.11's traceback module parses too),
 # and the AST parser's recursion bookkeeping there is process-global, not per thread
 # (python/cpython#106905): the race ends the session with "SystemError: AST constructor
 # recursion depth mismatch".
-
-KNOWN_BUG = pytest.fail.Exception
 
 
 def expect(ok: bool, message: str) -> None:
@@ -376,64 +374,62 @@ def test_non_finite_numbers_are_refused(caller: Caller, number: str) -> None:
     expect(names(error_of(response), "arguments"), response.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KNOWN_BUG,
-    reason="BUG: a body FastAPI cannot parse (not UTF-8, nested too deep, an integer of more "
-    "than 4300 digits) is an undocumented 400 `http_error` without details",
-)
 @pytest.mark.parametrize(
-    "content",
-    [b"\xe9", b"[" * 100_000 + b"]" * 100_000, b'{"a": ' + b"1" * 5000 + b"}"],
-    ids=["not utf-8", "too deep", "huge integer"],
+    ("content", "code"),
+    [
+        (b"\xe9", "invalid_json"),
+        (b"[" * 100_000 + b"]" * 100_000, "json_too_deep"),
+        (b'{"a": ' + b"1" * 5000 + b"}", "invalid_json"),
+        (b'{"action": {"name": "payments.release", "arguments": {"n": 1', "validation_failed"),
+    ],
+    ids=["not utf-8", "too deep", "huge integer", "cut short"],
 )
-def test_unparsable_body_is_a_documented_refusal(caller: Caller, content: bytes) -> None:
+def test_unparsable_body_is_a_documented_refusal(caller: Caller, content: bytes, code: str) -> None:
+    """Was a BUG: an undocumented 400 `http_error` without details (FastAPI's own answer)."""
     response = caller.post(
         "/v1/requests", content=content, headers={**caller.headers["agent"], **JSON}
     )
-    expect(response.status_code < 500, f"{response.status_code} {response.text}")
-    documented = _documented("POST", "/v1/requests")
-    expect(response.status_code in documented, f"{response.status_code} {response.text}")
-    expect(names(error_of(response), "body"), response.text)
+    expect(response.status_code == 422, f"{response.status_code} {response.text}")
+    expect(response.status_code in _documented("POST", "/v1/requests"), response.text)
+    error = error_of(response)
+    expect(error["code"] == code, response.text)
+    expect(names(error, "body"), response.text)
 
 
-NUL_INPUTS: dict[str, dict[str, Any]] = {
-    "business object id": {"json": invoice(business_object={"type": "invoice", "id": "I\x00"})},
-    "route role": {"json": invoice(route={"role": "r\x00"})},
-    "idempotency key": {"json": invoice(idempotency_key="k\x00")},
-    "list role filter": {"method": "GET", "params": {"role": "r\x00"}},
-    "list object_id filter": {"method": "GET", "params": {"object_id": "o\x00"}},
-    "list cursor": {
-        "method": "GET",
-        "params": {"cursor": base64.urlsafe_b64encode(b"req_\x00").decode()},
-    },
-    "path request id": {"method": "GET", "path": "/v1/requests/req_%00"},
-    "decision comment": {"decide": {"verdict": "reject", "comment": "no\x00"}},
+NUL_INPUTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # case: (the field the refusal must name, the call)
+    "business object id": (
+        "id",
+        {"json": invoice(business_object={"type": "invoice", "id": "I\x00"})},
+    ),
+    "route role": ("role", {"json": invoice(route={"role": "r\x00"})}),
+    "idempotency key": ("idempotency_key", {"json": invoice(idempotency_key="k\x00")}),
+    "argument value": (
+        "invoice_id",
+        {"json": with_action(arguments={"invoice_id": ["ok", "INV\x00"]})},
+    ),
+    "argument name": ("arguments", {"json": with_action(arguments={"a\x00b": 1})}),
+    "list role filter": ("role", {"method": "GET", "params": {"role": "r\x00"}}),
+    "list object_id filter": ("object_id", {"method": "GET", "params": {"object_id": "o\x00"}}),
+    "list cursor": (
+        "cursor",
+        {"method": "GET", "params": {"cursor": base64.urlsafe_b64encode(b"req_\x00").decode()}},
+    ),
+    "path request id": ("path", {"method": "GET", "path": "/v1/requests/req_%00"}),
+    "decision comment": ("comment", {"decide": {"verdict": "reject", "comment": "no\x00"}}),
 }
 
 
-@pytest.fixture
-def on_postgres(module_store_url: str) -> bool:
-    return not module_store_url.startswith("sqlite")
-
-
 @pytest.mark.parametrize("where", list(NUL_INPUTS), ids=list(NUL_INPUTS))
-def test_nul_characters_are_not_a_server_error(
-    caller: Caller, where: str, on_postgres: bool, request: pytest.FixtureRequest
-) -> None:
-    if on_postgres:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=KNOWN_BUG,
-                reason="BUG: PostgreSQL text cannot hold U+0000; psycopg raises DataError → 500. "
-                "Refuse NUL in string fields and query/path values with a 4xx",
-            )
-        )
-    spec = NUL_INPUTS[where]
+def test_nul_characters_are_refused_naming_the_field(caller: Caller, where: str) -> None:
+    """Was a BUG on PostgreSQL (text cannot hold U+0000: psycopg's DataError became a 500), and
+    SQLite stored what PostgreSQL refused. Both now answer 422 naming the field."""
+    field_name, spec = NUL_INPUTS[where]
+    request_id = None
     if "decide" in spec:
+        request_id = caller.fresh()
         response = caller.post(
-            f"/v1/requests/{caller.fresh()}/decisions",
+            f"/v1/requests/{request_id}/decisions",
             json=spec["decide"],
             headers=caller.headers["reviewer"],
         )
@@ -445,6 +441,11 @@ def test_nul_characters_are_not_a_server_error(
             params=spec.get("params"),
             headers=caller.headers["agent"],
         )
-    expect(response.status_code < 500, f"{where}: {response.status_code} {response.text}")
-    if response.status_code >= 400:
-        error_of(response)
+    expect(response.status_code == 422, f"{where}: {response.status_code} {response.text}")
+    error = error_of(response)
+    expect(names(error, field_name), f"{field_name!r} is not named in {error}")
+    if request_id is not None:
+        expect(
+            caller.state(request_id) == {"status": "pending", "decisions": [], "outcome": None},
+            "a refused decision changed the request",
+        )

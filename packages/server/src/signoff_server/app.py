@@ -31,12 +31,14 @@ from signoff_server.errors import Forbidden, NotFound, ServiceError, Unauthorize
 from signoff_server.identity import Principal, PrincipalCache, authenticate
 from signoff_server.inbox import Inbox
 from signoff_server.lifecycle import DEADLINE_TIMER, Lifecycle
+from signoff_server.limits import install_limits
 from signoff_server.metrics import Metrics
 from signoff_server.notifications.service import Notifications
 from signoff_server.notify import PostgresListener, Waiters
 from signoff_server.policy.controlmap import ControlMap
 from signoff_server.policy.engine import PolicyEngine
 from signoff_server.settings import Settings
+from signoff_server.throttle import bearer_failed
 from signoff_server.timers import Scheduler
 from signoff_server.views import MAX_PAGE, ListFilters, list_requests, load_request
 
@@ -72,17 +74,23 @@ class Health(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429)
 }
 
 
 _bearer = HTTPBearer(auto_error=False, description="`sk_…` agent key or `pt_…` personal token")
 
 
-def _principal(
+def _authenticate(db: Database, secret: str) -> Principal | None:
+    with db.read() as conn:
+        return authenticate(conn, secret)
+
+
+async def _principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # Async, so a cached principal costs no trip to the threadpool; only a miss reads the store.
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send `Authorization: Bearer <key>`", code="missing_credentials")
     state: _State = request.app.state.signoff
@@ -90,9 +98,9 @@ def _principal(
     cached = state.principals.get(secret)
     if cached is not None:
         return cached
-    with state.db.read() as conn:
-        found = authenticate(conn, secret)
+    found = await run_in_threadpool(_authenticate, state.db, secret)
     if found is None:
+        bearer_failed(request, secret)  # 429 once this client or key prefix failed too often
         raise Unauthorized("unknown or revoked key", code="invalid_credentials")
     state.principals.put(secret, found)
     return found
@@ -115,6 +123,17 @@ class _State:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     inbox: Inbox | None = None
     principals: PrincipalCache = field(default_factory=lambda: PrincipalCache(2.0))
+
+
+_DISCONNECT_CHECK = 1.0
+"""Seconds between checks whether a long-polling client is still connected."""
+
+
+def _request_response(request: RequestModel, status_code: int = 200) -> Response:
+    """A request as the JSON body FastAPI would write for it, without FastAPI validating the
+    model it was just handed once more on the way out (the routes declare the model)."""
+    body = request.__pydantic_serializer__.to_json(request)
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -268,6 +287,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.signoff = state
     _install_error_handlers(app)
+    install_limits(app, settings)  # body size, JSON depth, NUL; auth-failure throttling
     _add_routes(app, state)
     app.include_router(
         callbacks.router(
@@ -285,21 +305,21 @@ def _add_routes(app: FastAPI, state: _State) -> None:
     @app.post(
         "/v1/requests",
         status_code=201,
+        response_model=RequestModel,
         responses={200: {"model": RequestModel}, **_ERRORS},
         tags=["requests"],
     )
-    def create_request(body: RequestCreate, caller: Caller, response: Response) -> RequestModel:
+    def create_request(body: RequestCreate, caller: Caller) -> Response:
         """Ask for approval of one action. The same idempotency key and body return the same
         request (200); the same key with a different body is a 409."""
         state.callbacks.check_request(body)
         result = lifecycle.create(caller, body)
-        if result.created:
-            state.metrics.created.labels(risk=result.request.risk.value).inc()
-            if state.inbox is not None:
-                state.inbox.request_created(result.request)
-        else:
-            response.status_code = 200
-        return result.request
+        if not result.created:
+            return _request_response(result.request, 200)
+        state.metrics.created.labels(risk=result.request.risk.value).inc()
+        if state.inbox is not None:
+            state.inbox.request_created(result.request)
+        return _request_response(result.request, 201)
 
     @app.get("/v1/requests", responses=_ERRORS, tags=["requests"])
     def list_all(
@@ -317,18 +337,29 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         with state.db.read() as conn:
             return list_requests(conn, caller, filters, cursor=cursor, limit=limit)
 
-    @app.get("/v1/requests/{request_id}", responses=_ERRORS, tags=["requests"])
-    def get_request(request_id: str, caller: Caller) -> RequestModel:
+    @app.get(
+        "/v1/requests/{request_id}",
+        response_model=RequestModel,
+        responses=_ERRORS,
+        tags=["requests"],
+    )
+    def get_request(request_id: str, caller: Caller) -> Response:
         """One request with its decisions, outcome and callback state."""
         with state.db.read() as conn:
-            return load_request(conn, caller, request_id)[1]
+            return _request_response(load_request(conn, caller, request_id)[1])
 
-    @app.get("/v1/requests/{request_id}/wait", responses=_ERRORS, tags=["requests"])
+    @app.get(
+        "/v1/requests/{request_id}/wait",
+        response_model=RequestModel,
+        responses=_ERRORS,
+        tags=["requests"],
+    )
     async def wait(
         request_id: str,
         caller: Caller,
+        http: Request,
         timeout: Annotated[float, Query(ge=0, le=60)] = 30.0,  # noqa: ASYNC109 - the API's name
-    ) -> RequestModel:
+    ) -> Response:
         """Long-poll: answers as soon as the request closes, or after `timeout` seconds with the
         request still pending."""
         loop = asyncio.get_running_loop()
@@ -340,30 +371,48 @@ def _add_routes(app: FastAPI, state: _State) -> None:
 
         with state.waiters.waiting(request_id) as closed:
             while True:
+                closed.clear()  # before the read: a close during the read must still wake us
                 request = await run_in_threadpool(read)
                 remaining = deadline - loop.time()
                 if request.status.is_terminal or remaining <= 0:
-                    return request
-                closed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        closed.wait(), min(remaining, state.settings.wait_recheck)
-                    )
+                    return _request_response(request)
+                recheck_at = loop.time() + min(remaining, state.settings.wait_recheck)
+                while not closed.is_set() and (left := recheck_at - loop.time()) > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), min(left, _DISCONNECT_CHECK))
+                    if await http.is_disconnected():  # nobody left to answer: stop waiting
+                        return Response(status_code=499)
 
-    @app.post("/v1/requests/{request_id}/decisions", responses=_ERRORS, tags=["requests"])
-    def decide(request_id: str, body: DecisionCreate, caller: Caller) -> RequestModel:
+    @app.post(
+        "/v1/requests/{request_id}/decisions",
+        response_model=RequestModel,
+        responses=_ERRORS,
+        tags=["requests"],
+    )
+    def decide(request_id: str, body: DecisionCreate, caller: Caller) -> Response:
         """A reviewer approves, rejects, edits or responds. A closed request is a 409."""
-        return lifecycle.decide(caller, request_id, body)
+        return _request_response(lifecycle.decide(caller, request_id, body))
 
-    @app.post("/v1/requests/{request_id}/cancel", responses=_ERRORS, tags=["requests"])
-    def cancel(request_id: str, caller: Caller, body: CancelBody | None = None) -> RequestModel:
+    @app.post(
+        "/v1/requests/{request_id}/cancel",
+        response_model=RequestModel,
+        responses=_ERRORS,
+        tags=["requests"],
+    )
+    def cancel(request_id: str, caller: Caller, body: CancelBody | None = None) -> Response:
         """Withdraw a pending request (its own agent, or an admin)."""
-        return lifecycle.cancel(caller, request_id, body.reason if body else None)
+        reason = body.reason if body else None
+        return _request_response(lifecycle.cancel(caller, request_id, reason))
 
-    @app.post("/v1/requests/{request_id}/outcome", responses=_ERRORS, tags=["requests"])
-    def outcome(request_id: str, body: OutcomeReport, caller: Caller) -> RequestModel:
+    @app.post(
+        "/v1/requests/{request_id}/outcome",
+        response_model=RequestModel,
+        responses=_ERRORS,
+        tags=["requests"],
+    )
+    def outcome(request_id: str, body: OutcomeReport, caller: Caller) -> Response:
         """The agent reports what it did after the decision (once)."""
-        return lifecycle.report_outcome(caller, request_id, body)
+        return _request_response(lifecycle.report_outcome(caller, request_id, body))
 
     @app.get("/v1/requests/{request_id}/timeline", responses=_ERRORS, tags=["requests"])
     def timeline(request_id: str, caller: Caller) -> list[AuditEvent]:

@@ -351,11 +351,12 @@ class Lifecycle:
                 request.route.role,
                 request.approvals,
                 given,
-                is_admin=principal.is_admin,
                 also=sorted(routed),
             )
-            if role is None:  # check_visible lets no such reviewer through; keep it fail-closed
-                raise Forbidden(f"{request_id} is routed to roles you do not hold")
+            if role is None:  # e.g. an admin: sees every request, decides only in a routed role
+                raise Forbidden(
+                    f"{request_id} is routed to roles you do not hold", code="role_required"
+                )
             self._check_separation(principal, request, given, decision.verdict)
             approving = decision.verdict in (Verdict.APPROVE, Verdict.EDIT)
             if approving:

@@ -45,12 +45,13 @@ def role_to_decide_in(
     approvals: Approvals,
     given: Sequence[Approval],
     *,
-    is_admin: bool,
     also: Sequence[str] = (),
 ) -> str | None:
     """The role a reviewer decides in, preferring one the quorum still lacks; None if none.
 
-    `also` are further roles the request was routed to (the roles it escalated from).
+    `also` are further roles the request was routed to (the roles it escalated from). Being an
+    admin is no such role (DESIGN §11): an admin sees every request but decides, and counts
+    toward a quorum, only in a role the request is routed to.
     """
     candidates = dict.fromkeys([*eligible_roles(route_role, approvals), *also])
     eligible = [role for role in candidates if role in held]
@@ -59,6 +60,4 @@ def role_to_decide_in(
         missing = [role for role in eligible if role not in covered]
         if missing:
             return missing[0]
-    if eligible:
-        return eligible[0]
-    return "admin" if is_admin else None
+    return eligible[0] if eligible else None

@@ -29,6 +29,17 @@ class Settings:
     """Whether this process fires timers (SLA deadlines, escalations, callback retries)."""
     wait_recheck: float = 5.0
     """A long-poll re-reads its request at least this often, in case a wake-up was missed."""
+    max_body_bytes: int = 1024 * 1024
+    """Requests with a larger body are refused with 413 (limits.py); 1 MiB is well above the
+    largest valid request."""
+    max_json_depth: int = 32
+    """JSON bodies nesting arrays/objects deeper than this are refused with 422 (limits.py)."""
+    auth_failure_limit: int = 10
+    """Failed authentications (unknown key or token, wrong password) per client address and per
+    credential within `auth_failure_window` before further failures get 429 with Retry-After
+    and sign-ins wait (throttle.py; counted per process). 0 turns the throttling off."""
+    auth_failure_window: float = 60.0
+    """Seconds over which `auth_failure_limit` counts."""
     auth_cache_seconds: float = 2.0
     """How long an authenticated key or token is remembered (a revocation or role change takes
     effect within this time; 0 checks the database on every call)."""

@@ -56,6 +56,7 @@ from signoff_server.lifecycle import Lifecycle
 from signoff_server.notifications.checks import needs_comment
 from signoff_server.policy.engine import PolicyEngine
 from signoff_server.schema import users
+from signoff_server.throttle import sign_in_failed, sign_in_throttled
 from signoff_server.views import load_request
 
 __all__ = ["Auth", "InboxRoutes"]
@@ -243,12 +244,18 @@ class InboxRoutes:
             if not csrf_matches(request.cookies.get(LOGIN_COOKIE), csrf):
                 return self._csrf_refused(None)
             email = email.strip().lower()[:320]
+            if wait := sign_in_throttled(request, email):  # before argon2: guessing is refused
+                error = f"Too many failed sign-ins. Try again in {wait} seconds."
+                refused = login_page(target, error=error, email=email, status_code=429)
+                refused.headers["retry-after"] = str(wait)
+                return refused
             with self.db.read() as conn:
                 stored = conn.execute(
                     select(users.c.password_hash).where(users.c.email == email)
                 ).scalar_one_or_none()
             # An unknown email costs the same argon2 work as a wrong password.
             if not verify_password(stored or _dummy_hash(), password[:1000]) or stored is None:
+                sign_in_failed(request, email)
                 log.info("sign-in refused")
                 return login_page(
                     target, error="Wrong email or password.", email=email, status_code=401
