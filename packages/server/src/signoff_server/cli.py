@@ -235,6 +235,9 @@ def serve(
         port=port,
         log_config=None,
         access_log=True,
+        # Long-polls would hold a shutdown for up to a minute; cut them off instead (clients
+        # retry a dropped wait), so a restart or rolling deploy takes seconds.
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -155,7 +155,8 @@ class Notifications:
 
     def kick(self) -> None:
         """Look for due messages now (call after a commit that queued some)."""
-        self._wake()
+        if self.smtp is not None or self.slack is not None:  # else nothing can be queued
+            self._wake()
 
     def policy_notifier(self) -> Notifier:
         """For the policy engine: record `request.notified`, then queue the messages."""
