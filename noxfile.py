@@ -64,6 +64,49 @@ def bench(session: nox.Session) -> None:
         session.error(f"missed the target or failed: {', '.join(failed)}")
 
 
+SOAK_TESTS = ["tests/reliability/test_crash.py", "tests/reliability/test_faults.py"]
+
+
+@nox.session(venv_backend="none")
+def soak(session: nox.Session) -> None:
+    """The crash and fault suite as a long soak: `uv run nox -s soak -- [SECONDS] [RUNS]`.
+
+    Each run loads every crash set-up (SQLite single node; PostgreSQL with two replicas) for
+    SECONDS (default 300) while SIGKILLing the servers at random moments, then runs the fault
+    tests; RUNS (default 1) repeats that. Every test prints a `SOAK …` line; the session ends
+    with one `SOAK TOTAL` line over all runs: runs, kills, requests, decisions, callbacks,
+    lost, duplicated decisions, audit verify.
+    """
+    import json
+
+    numbers = [a for a in session.posargs if a.replace(".", "", 1).isdigit()]
+    seconds = numbers[0] if numbers else "300"
+    runs = int(numbers[1]) if len(numbers) > 1 else 1
+    extra = [a for a in session.posargs if a not in numbers]
+    report = Path(session.create_tmp()) / "soak.jsonl"
+    report.write_text("")
+    env = {"SIGNOFF_SOAK_SECONDS": seconds, "SIGNOFF_SOAK_REPORT": str(report)}
+    for _ in range(runs):
+        session.run(
+            "uv", "run", "pytest", *SOAK_TESTS, "-q", "-s", "-p", "no:cacheprovider", *extra,
+            external=True, env=env,
+        )  # fmt: skip
+    rows = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
+    crashes = [r for r in rows if str(r["label"]).startswith("crash-")]
+    counted = "kills requests decisions expired callbacks deliveries duplicate_deliveries lost"
+    counted += " duplicated_decisions timers_fired_twice"
+    total = {
+        "runs": len(crashes),
+        "seconds_each": seconds,
+        **{key: sum(int(r.get(key, 0)) for r in crashes) for key in counted.split()},
+        "audit_verify": "pass"
+        if crashes and all(r.get("audit_verify") == "pass" for r in rows)
+        else "FAIL",
+        "fault_tests": len(rows) - len(crashes),
+    }
+    session.log("SOAK TOTAL: " + " ".join(f"{k}={v}" for k, v in total.items()))
+
+
 TEST_TOOLS = ["pytest>=8.3", "anyio>=4.4", "httpx", "hypothesis>=6.100", "uvicorn>=0.30"]
 
 
@@ -188,3 +231,46 @@ _VERSIONS = (
     "import importlib.metadata as m; "
     "print(', '.join(f'{p} {m.version(p)}' for p in ('crewai', 'pydantic', 'openai')))"
 )
+
+
+N8N_PACKAGE = ROOT / "integrations" / "n8n"
+
+
+@nox.session(venv_backend="none")
+def n8n(session: nox.Session) -> None:
+    """The n8n community node (integrations/n8n) and the real-n8n end-to-end tests.
+
+    In integrations/n8n: `npm ci --ignore-scripts` (skipped while node_modules matches
+    package-lock.json), `npm test` (typecheck + vitest), `n8n-node lint` and `n8n-node build`.
+    Then n8n 2.41 with Node 24 from the npm registry, installed once into ~/.cache/signoff-n8n
+    (`SIGNOFF_N8N_CACHE` moves it; tests/integrations/n8n/install_n8n.py), runs the example
+    workflow against a real signoff server: `pytest tests/integrations/n8n`. `uv run nox -s n8n
+    -- -k approve` passes arguments on to pytest.
+    """
+    import hashlib
+    import shutil
+    import time
+
+    if shutil.which("npm") is None:
+        session.error("npm is needed for the n8n node (Node 20 or later)")
+    lock = hashlib.sha256((N8N_PACKAGE / "package-lock.json").read_bytes()).hexdigest()
+    stamp = N8N_PACKAGE / "node_modules" / ".signoff-package-lock.sha256"
+    with session.chdir(N8N_PACKAGE):
+        if not stamp.is_file() or stamp.read_text().strip() != lock:
+            session.run(
+                "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", external=True
+            )  # fmt: skip
+            stamp.write_text(lock + "\n")
+        session.run("npm", "test", external=True)
+        session.run("npx", "--no-install", "n8n-node", "lint", external=True)
+        session.run("npx", "--no-install", "n8n-node", "build", external=True)
+    install = "tests/integrations/n8n/install_n8n.py"
+    started = time.monotonic()
+    session.run("uv", "run", "python", install, external=True)  # a no-op when cached
+    home = str(session.run("uv", "run", "python", install, "--where", external=True, silent=True))
+    home = home.strip().splitlines()[-1]
+    session.log(f"n8n install: {home} ({time.monotonic() - started:.0f} s)")
+    session.run(
+        "uv", "run", "pytest", "tests/integrations/n8n", "-q", "-p", "no:cacheprovider",
+        *session.posargs, external=True, env={"SIGNOFF_N8N_HOME": home},
+    )  # fmt: skip

@@ -1,19 +1,52 @@
-"""Engines for SQLite (embedded default, WAL) and PostgreSQL, and Alembic migrations."""
+"""Engines for SQLite (embedded default, WAL) and PostgreSQL, and Alembic migrations.
+
+Faults of the store itself (a PostgreSQL connection lost or terminated, the server shutting
+down, SQLite's disk full or its lock held too long, the pool exhausted) leave `Database.write()`
+and `read()` as `Unavailable`: a 503 with a JSON error naming the fault (`disk_full`,
+`database_unavailable`, `database_busy`, `database_io_error`) and one log line, instead of an
+"internal error". Nothing in such a transaction committed, or (connection lost during COMMIT)
+its outcome is unknown; retrying is safe (idempotency keys; a second decision is a 409). A dead
+PostgreSQL connection is dropped from the pool and the next checkout pings, so the server
+recovers on its own once the database is back.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 
-__all__ = ["BEFORE_COMMIT", "TRANSACTION_PREFIX", "Database", "migrate", "normalize_url"]
+from signoff_server.errors import Unavailable
+
+__all__ = [
+    "APPLICATION_NAME",
+    "BEFORE_COMMIT",
+    "TRANSACTION_PREFIX",
+    "Database",
+    "migrate",
+    "normalize_url",
+    "unavailable",
+]
+
+log = logging.getLogger("signoff.db")
+
+APPLICATION_NAME = "signoff"
+"""The `application_name` of the server's PostgreSQL connections (see `pg_stat_activity`)."""
 
 TRANSACTION_PREFIX = "signoff_tx_"
 """`conn.info` keys with this prefix live for one `Database.write()` transaction only."""
@@ -60,17 +93,117 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+_SQLITE_FAULTS = {
+    sqlite3.SQLITE_FULL: "disk_full",
+    sqlite3.SQLITE_IOERR: "database_io_error",
+    sqlite3.SQLITE_BUSY: "database_busy",
+    sqlite3.SQLITE_LOCKED: "database_busy",
+    sqlite3.SQLITE_CANTOPEN: "database_unavailable",
+    sqlite3.SQLITE_READONLY: "database_unavailable",
+    sqlite3.SQLITE_NOMEM: "database_unavailable",
+    sqlite3.SQLITE_PROTOCOL: "database_busy",
+}
+_MESSAGES = {
+    "disk_full": "the database's disk is full: this change was not recorded; retry once the "
+    "operator has freed space",
+    "database_io_error": "the database could not read or write its files; retry later",
+    "database_busy": "the database is busy; retry shortly",
+    "database_unavailable": "the database connection was lost; retry (a retry is safe: "
+    "creates are idempotent by key, and a decision that did land makes a retry a 409)",
+}
+
+
+def _fault(exc: BaseException) -> str | None:
+    """The kind of store fault `exc` is, or None for any other error (a constraint, a bug)."""
+    if isinstance(exc, PoolTimeout):
+        return "database_busy"
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        return _SQLITE_FAULTS.get(getattr(orig, "sqlite_errorcode", -1) & 0xFF)
+    if isinstance(orig, psycopg.Error):
+        state = orig.sqlstate or ""
+        if state == "53100":
+            return "disk_full"
+        if state.startswith("58"):  # system errors, e.g. 58030 io_error
+            return "database_io_error"
+        if state == "57014" or state.startswith(("53", "55P03")):  # canceled, resources, lock
+            return "database_busy"
+        if state.startswith(("08", "57P")) or (
+            not state and isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError)
+        ):  # connection failures, administrator or crash shutdown, connection closed under us
+            return "database_unavailable"
+    return "database_unavailable" if exc.connection_invalidated else None
+
+
+class _Throttle:
+    """At most one log line per fault kind per `every` seconds; counts what it held back."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def due(self, kind: str) -> int | None:
+        """None: stay quiet; else log now, mentioning this many held-back repeats."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -self.every) < self.every:
+                self._held[kind] = self._held.get(kind, 0) + 1
+                return None
+            self._last[kind] = now
+            return self._held.pop(kind, 0)
+
+
+_throttle = _Throttle()
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """The 503 for a store fault (logged, at most every few seconds per kind), else None."""
+    kind = _fault(exc)
+    if kind is None:
+        return None
+    held = _throttle.due(kind)
+    if held is not None:
+        cause = getattr(exc, "orig", None) or exc
+        more = f" ({held} more since the last report)" if held else ""
+        if kind == "disk_full":
+            log.error(
+                "database disk full: writes are refused (503 disk_full) until space is freed: %s%s",
+                cause,
+                more,
+                extra={"alert": "disk_full"},
+            )
+        else:
+            log.warning("database fault %s: %s%s", kind, str(cause).strip(), more)
+    return Unavailable(_MESSAGES[kind], code=kind)
+
+
 class Database:
-    """One engine and its transaction helpers. `write()` for changes, `read()` for queries."""
+    """One engine and its transaction helpers. `write()` for changes, `read()` for queries.
+
+    Store faults inside either leave it as `Unavailable` (see the module docstring).
+    """
 
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        # SQLite has one writer at a time, and a writer waiting in BEGIN IMMEDIATE sleeps in
+        # SQLite's busy handler (backing off to 100 ms) however soon the lock frees. Queueing
+        # this process's writers on a lock of our own hands the turn over at once; other
+        # processes (the CLI, a second server) still wait on the busy timeout.
+        self._writer = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url)
         else:
             self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"application_name": APPLICATION_NAME},
             )
 
     @contextmanager
@@ -80,35 +213,67 @@ class Database:
         Functions in `conn.info[BEFORE_COMMIT]` run, in order, just before the commit (the
         audit log writes its batch of events there, so its lock is held only briefly).
         """
-        with self.engine.connect().execution_options(signoff_write=True) as conn, conn.begin():
-            hooks: list[Callable[[Connection], None]] = []
-            conn.info[BEFORE_COMMIT] = hooks
-            try:
-                yield conn
-                while hooks:
-                    hooks.pop(0)(conn)
-            finally:
-                for key in [k for k in conn.info if str(k).startswith(TRANSACTION_PREFIX)]:
-                    del conn.info[key]
+        try:
+            with (
+                self._writer,
+                self.engine.connect().execution_options(signoff_write=True) as conn,
+                conn.begin(),
+            ):
+                hooks: list[Callable[[Connection], None]] = []
+                # Held here: once a lost connection invalidated the transaction, `conn.info`
+                # itself raises PendingRollbackError, which would hide the real error.
+                info = conn.info
+                info[BEFORE_COMMIT] = hooks
+                try:
+                    yield conn
+                    while hooks:
+                        hooks.pop(0)(conn)
+                finally:
+                    for key in [k for k in info if str(k).startswith(TRANSACTION_PREFIX)]:
+                        del info[key]
+        except (DBAPIError, PoolTimeout) as exc:
+            mapped = unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     @contextmanager
     def read(self) -> Generator[Connection]:
         """A read-only transaction."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except (DBAPIError, PoolTimeout) as exc:
+            mapped = unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
 
 
+_MIGRATION_LOCK = 0x5160FF_316A7E  # pg_advisory_xact_lock key: one migrator at a time
+
+
 def migrate(url: str, revision: str = "heads") -> None:
-    """Bring the database at `url` to `revision` (the same migrations for SQLite and PostgreSQL)."""
+    """Bring the database at `url` to `revision` (the same migrations for SQLite and PostgreSQL).
+
+    On PostgreSQL, concurrent migrators (replicas whose `signoff serve` starts at the same time)
+    take turns on an advisory lock held until their transaction commits: the first upgrades, the
+    others then find the schema current. Without it they raced into "duplicate key … pg_type"
+    and all but one replica failed to start.
+    """
     engine = create_engine(normalize_url(url), poolclass=NullPool)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     finally:

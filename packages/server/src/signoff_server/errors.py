@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError", "Unauthorized"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "ServiceError",
+    "Unauthorized",
+    "Unavailable",
+]
 
 
 class ServiceError(Exception):
@@ -56,3 +64,15 @@ class Conflict(ServiceError):
 
     status_code = 409
     default_code = "conflict"
+
+
+class Unavailable(ServiceError):
+    """The store cannot serve this right now (connection lost, disk full, locked): retry.
+
+    Whatever the change was, it did not commit, or its outcome is unknown (a connection lost
+    during COMMIT): a retry is safe, since creates carry idempotency keys and a second decision
+    on a closed request is a 409.
+    """
+
+    status_code = 503
+    default_code = "unavailable"

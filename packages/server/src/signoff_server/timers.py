@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     delete,
     insert,
     or_,
@@ -41,12 +42,14 @@ from sqlalchemy import (
 from starlette.concurrency import run_in_threadpool
 
 from signoff_server.db import Database
-from signoff_server.errors import Conflict
+from signoff_server.errors import Conflict, Unavailable
 from signoff_server.schema import AutoId, UTCDateTime, metadata
 
 __all__ = ["Scheduler", "Timer", "TimerHandler", "arm", "complete", "release", "timers"]
 
 log = logging.getLogger("signoff.timers")
+
+_FAULT_DELAY = timedelta(seconds=1)
 
 timers = Table(
     "timers",
@@ -131,6 +134,16 @@ def release(conn: Connection, timer: Timer, *, due_at: datetime) -> None:
     )
 
 
+_ANY_DUE = (
+    select(timers.c.id)
+    .where(
+        timers.c.due_at <= bindparam("now"),
+        or_(timers.c.lease_until.is_(None), timers.c.lease_until < bindparam("now")),
+    )
+    .limit(1)
+)
+
+
 class Scheduler:
     """Claims due timers and runs their handlers; `run()` loops until cancelled.
 
@@ -161,6 +174,11 @@ class Scheduler:
         """Lease up to `batch` due timers to this process."""
         now = self.clock()
         token = secrets.token_hex(16)
+        # Most ticks find nothing due: ask with a plain read first, which (unlike the claiming
+        # write transaction) takes no write lock that request handlers would have to wait for.
+        with self.db.read() as conn:
+            if conn.execute(_ANY_DUE, {"now": now}).first() is None:
+                return []
         with self.db.write() as conn:
             query = (
                 select(timers)
@@ -187,7 +205,14 @@ class Scheduler:
         ]
 
     def tick(self) -> int:
-        """Fire every timer due now; returns how many fired."""
+        """Fire every timer due now; returns how many fired.
+
+        A handler that fails hands its timer back: after a store fault (`Unavailable`: the
+        connection dropped, the disk is full) due again in a second, its backoff untouched (the
+        timer is not at fault); after any other error with exponential backoff. If even that
+        hand-back fails, the claim's lease runs out and the timer is claimed again; the other
+        timers of the batch are still tried.
+        """
         fired = 0
         for timer in self.claim():
             handler = self.handlers.get(timer.kind)
@@ -197,25 +222,39 @@ class Scheduler:
                 handler(timer, self.clock())
             except Conflict:
                 continue  # already done elsewhere, or re-claimed: nothing to retry
+            except Unavailable as exc:
+                log.warning("timer %s (%s) not fired: %s; retrying", timer.id, timer.kind, exc)
+                self._hand_back(timer, _FAULT_DELAY, count=False)
+                continue
             except Exception:
                 log.exception("timer %s (%s) failed; retrying later", timer.id, timer.kind)
-                self._retry_later(timer)
+                delay = timedelta(seconds=min(2 ** min(timer.attempts, 10), 600))
+                self._hand_back(timer, delay, count=True)
                 continue
             fired += 1
         return fired
 
-    def _retry_later(self, timer: Timer) -> None:
-        delay = timedelta(seconds=min(2 ** min(timer.attempts, 10), 600))
-        with self.db.write() as conn:
-            conn.execute(
-                update(timers)
-                .where(timers.c.id == timer.id, timers.c.lease_token == timer.lease_token)
-                .values(
-                    attempts=timer.attempts + 1,
-                    due_at=self.clock() + delay,
-                    lease_until=None,
-                    lease_token=None,
+    def _hand_back(self, timer: Timer, delay: timedelta, *, count: bool) -> None:
+        values: dict[str, Any] = {
+            "due_at": self.clock() + delay,
+            "lease_until": None,
+            "lease_token": None,
+        }
+        if count:
+            values["attempts"] = timer.attempts + 1
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    update(timers)
+                    .where(timers.c.id == timer.id, timers.c.lease_token == timer.lease_token)
+                    .values(**values)
                 )
+        except Exception as exc:
+            log.warning(
+                "could not hand back timer %s (%s): %s; claimed again when its lease runs out",
+                timer.id,
+                timer.kind,
+                exc,
             )
 
     def wake(self) -> None:
@@ -236,6 +275,9 @@ class Scheduler:
                 wakeup.clear()
                 try:
                     fired = await run_in_threadpool(self.tick)
+                except Unavailable as exc:  # the claim itself failed; db.py logged the fault
+                    log.debug("scheduler tick failed: %s; retrying", exc)
+                    fired = 0
                 except Exception:
                     log.exception("scheduler tick failed; retrying")
                     fired = 0
