@@ -5,9 +5,10 @@ down, SQLite's disk full or its lock held too long, the pool exhausted) leave `D
 and `read()` as `Unavailable`: a 503 with a JSON error naming the fault (`disk_full`,
 `database_unavailable`, `database_busy`, `database_io_error`) and one log line, instead of an
 "internal error". Nothing in such a transaction committed, or (connection lost during COMMIT)
-its outcome is unknown; retrying is safe (idempotency keys; a second decision is a 409). A dead
-PostgreSQL connection is dropped from the pool and the next checkout pings, so the server
-recovers on its own once the database is back.
+its outcome is unknown; retrying is safe (idempotency keys; a second decision is a 409). The
+first statement that finds a PostgreSQL connection dead fails that one transaction, and
+SQLAlchemy then invalidates the whole pool, so the server recovers on its own once the database
+is back (no ping before every checkout: that would cost a round trip per transaction).
 """
 
 from __future__ import annotations
@@ -202,7 +203,6 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
                 connect_args={"application_name": APPLICATION_NAME},
             )
 
@@ -239,10 +239,20 @@ class Database:
 
     @contextmanager
     def read(self) -> Generator[Connection]:
-        """A read-only transaction."""
+        """A read-only transaction.
+
+        On PostgreSQL the reads run in autocommit: under READ COMMITTED every statement sees its
+        own snapshot anyway, and BEGIN and COMMIT would be two more round trips. On SQLite the
+        transaction keeps one WAL snapshot for every read in the block.
+        """
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
+            if self.is_sqlite:
+                with self.engine.connect() as conn, conn.begin():
+                    yield conn
+            else:
+                autocommit = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                with autocommit as conn:
+                    yield conn
         except (DBAPIError, PoolTimeout) as exc:
             mapped = unavailable(exc)
             if mapped is None:
