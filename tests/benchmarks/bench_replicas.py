@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,7 @@ from typing import Any
 import httpx
 import psycopg
 from _report import Figure, record
+from bench_server import DECISION, PAYLOAD, ROLE, free_port  # the same request, the same way
 from psycopg import sql
 
 TARGET_RATIO = 1.5
@@ -65,32 +65,10 @@ CLIENTS = 16
 REQUESTS_PER_CYCLE = 3
 SLICE_WARMUP = 0.5
 WAITING_AT_ONCE = 20
-ROLE = "bench-approver"
 DEFAULT_PG_ADMIN = os.environ.get(
     "SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-PAYLOAD: dict[str, Any] = {
-    "action": {
-        "name": "payments.release",
-        "arguments": {
-            "invoice_id": "INV-1042",
-            "amount": "12500.00",
-            "currency": "EUR",
-            "vendor_account": "DE89370400440532013000",
-        },
-    },
-    "business_object": {
-        "type": "invoice",
-        "id": "INV-1042",
-        "attributes": {"amount": "12500.00", "currency": "EUR", "vendor": "Acme GmbH"},
-    },
-    "summary": "Release EUR 12,500.00 to Acme GmbH",
-    "route": {"role": ROLE},
-    "correlation": {"thread_id": "t-1"},
-}
-DECISION: dict[str, Any] = {"verdict": "approve"}
 
 
 # --- the server process --------------------------------------------------------------------------
@@ -118,13 +96,6 @@ def serve(argv: list[str]) -> None:
         secret_key_file=str(workdir / "secret.key"),
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
