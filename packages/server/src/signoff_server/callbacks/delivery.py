@@ -10,11 +10,13 @@ slow receiver never holds up SLA deadlines or other callbacks. A worker:
 3. records the result in one write transaction that also completes the timer (so the result is
    recorded at most once) and, after a failure, arms the next attempt's timer.
 
-2xx is delivered; 404, 409 and 410 end the chain as refused (the receiver no longer wants it:
-n8n answers these when the execution is not waiting any more); anything else (other statuses,
-timeouts, connection errors) retries on the schedule with ±20% jitter, and after the last
-attempt the callback is `failed`, with a `callback.failed` timeline event, an error log line
-and the `signoff_callbacks_failed_total` metric.
+2xx is delivered; 401, 404, 409 and 410 end the chain as refused: the receiver will not take
+this callback, and sending it again cannot change that (n8n answers 404/409 when the execution is
+not waiting any more and 401 to a bad resume token; signoff's receivers answer 401 to a callback
+they cannot verify). Anything else (other statuses, timeouts, connection errors) retries on the
+schedule with ±20% jitter, and after the last attempt the callback is `failed`, with a
+`callback.failed` timeline event, an error log line and the `signoff_callbacks_failed_total`
+metric. A refused callback can still be re-sent with `signoff webhooks replay`.
 
 A crash at any point loses nothing: an unrecorded attempt's timer is claimed again when its
 lease runs out, and the receiver sees the same `webhook-id` again (it deduplicates).
@@ -52,7 +54,7 @@ from signoff_server.callbacks.outbox import (
 )
 from signoff_server.callbacks.targets import CallbackTargets, TargetRefused, origin
 from signoff_server.db import Database
-from signoff_server.errors import Conflict
+from signoff_server.errors import Conflict, Unavailable
 from signoff_server.timers import Scheduler, Timer, TimerHandler
 
 __all__ = [
@@ -66,8 +68,14 @@ __all__ = [
 
 log = logging.getLogger("signoff.callbacks")
 
-REFUSING_STATUSES = frozenset({404, 409, 410})
-"""Answers that end the retries: the receiver does not want this callback (any more)."""
+REFUSING_STATUSES = frozenset({401, 404, 409, 410})
+"""Answers that end the retries: the receiver will not take this callback, whatever we resend."""
+_REFUSALS = {
+    401: "unauthorized: the receiver did not accept the signature or the URL's token",
+    404: "not found: nothing waits for this callback at the URL (any more)",
+    409: "conflict: the receiver is no longer waiting for this callback",
+    410: "gone: the receiver no longer wants this callback",
+}
 USER_AGENT = "signoff-webhooks/0.1"
 _RESPONSE_LIMIT = 64 * 1024  # read at most this much of an answer (keeps the connection reusable)
 _LEASE_MARGIN = timedelta(seconds=5)
@@ -359,6 +367,15 @@ class CallbackDelivery:
             self._run(timer, claimed_at)
         except Conflict:
             pass  # the timer was re-claimed elsewhere: that claim records its own attempt
+        except Unavailable as exc:
+            # The database dropped the connection (or filled up) while reading or recording the
+            # attempt: try again in a second rather than when the lease runs out (a minute).
+            # If the POST went out, the receiver sees the same webhook-id again; if the record
+            # did commit after all, the timer is gone and this hand-back does nothing.
+            log.warning(
+                "callback attempt for %s hit a database fault (%s); retrying", timer.request_id, exc
+            )
+            self._release(timer, self.clock() + _BUSY_DELAY)
         except Exception:
             log.exception(
                 "callback attempt for %s failed unexpectedly; retried when its lease runs out",
@@ -442,7 +459,9 @@ class CallbackDelivery:
         if 200 <= status < 300:
             return AttemptResult(Result.DELIVERED, status, None, seconds)
         if status in REFUSING_STATUSES:
-            return AttemptResult(Result.REFUSED, status, None, seconds)
+            return AttemptResult(
+                Result.REFUSED, status, f"HTTP {status} {_REFUSALS[status]}", seconds
+            )
         return AttemptResult(Result.RETRY, status, f"HTTP {status}", seconds)
 
     def _record(
@@ -536,7 +555,7 @@ class CallbackDelivery:
                 actor="system",
                 at=now,
                 request_id=row.request_id,
-                data={**final, "status_code": outcome.status_code},
+                data={**final, "status_code": outcome.status_code, "reason": outcome.error},
             )
         else:
             set_request_status(conn, row.request_id, CallbackStatus.FAILED)

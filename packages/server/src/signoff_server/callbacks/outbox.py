@@ -53,7 +53,7 @@ DELIVER_TIMER = "callback.deliver"
 
 
 class DeliveryState(StrEnum):
-    """Where one callback stands. `refused`: the receiver answered 404, 409 or 410."""
+    """Where one callback stands. `refused`: the receiver answered 401, 404, 409 or 410."""
 
     PENDING = "pending"
     DELIVERED = "delivered"
