@@ -8,9 +8,6 @@ drop them afterwards; the template itself is dropped at the end of the session.
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,8 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import uvicorn
 from psycopg import sql
+from tests.support.server import ServerThread as ServerThread  # re-exported for this directory
+from tests.support.server import free_port as free_port
 
 from signoff import Client
 from signoff_server.app import create_app
@@ -78,43 +76,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerThread:
-    """The app served by uvicorn on a free loopback port, in a thread; stopped on exit."""
-
-    def __init__(self, settings: Settings, *, port: int | None = None) -> None:
-        self.port = port or free_port()  # a port chosen beforehand, e.g. for settings.public_url
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
 
 
 @dataclass

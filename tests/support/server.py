@@ -38,11 +38,14 @@ def free_port() -> int:
 class ServerThread:
     """An ASGI app served by uvicorn on a free loopback port, in a thread; stopped on exit."""
 
-    def __init__(self, settings: Settings | None = None, *, app: Any = None) -> None:
-        """Serve `create_app(settings)`, or any ASGI `app`."""
+    def __init__(
+        self, settings: Settings | None = None, *, app: Any = None, port: int | None = None
+    ) -> None:
+        """Serve `create_app(settings)`, or any ASGI `app`; on `port` when one was chosen
+        beforehand (e.g. for `settings.public_url`), else on a free one."""
         if app is None and settings is None:
             raise ValueError("pass settings (the signoff app) or an ASGI app")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app if app is not None else create_app(settings or Settings()),
