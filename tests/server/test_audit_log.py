@@ -124,6 +124,37 @@ def test_concurrent_appends_stay_gap_free(store_url: str) -> None:
         db.dispose()
 
 
+def test_two_replicas_appending_in_turn_and_at_once_stay_gap_free(store_url: str) -> None:
+    """Each process remembers the log's frontier after its own appends; when another replica
+    appended meanwhile, that memory is stale and must never be written over the newer row."""
+    replicas = [Database(store_url), Database(store_url)]
+    try:
+        for i in range(12):  # in turn: every append after the first finds its memory stale
+            _append(replicas[i % 2], i)
+        _check_tree(replicas[0])
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                for i in range(15):
+                    _append(replicas[(n + i) % 2], 100 * n + i)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        _check_tree(replicas[1])
+        seqs, _ = _stored(replicas[1])
+        assert len(seqs) == 12 + 4 * 15
+    finally:
+        for db in replicas:
+            db.dispose()
+
+
 @pytest.mark.parametrize("table", ["audit_events", "audit_checkpoints"])
 def test_the_database_refuses_update_and_delete(store_url: str, table: str) -> None:
     db = Database(store_url)

@@ -11,7 +11,10 @@ PostgreSQL; SQLite write transactions are serialized already), each event gets s
 size, the stored frontier advances in O(log n) per event, the rows are inserted together with
 the interior tree nodes each leaf completes, and the new size and frontier are stored. So the
 lock is held only from that point to the commit, appends of concurrent transactions are never
-interleaved, and a transaction that rolls back leaves no trace (and no gap).
+interleaved, and a transaction that rolls back leaves no trace (and no gap). A process that
+remembers the frontier of its own last commit skips the read: `UPDATE … WHERE size = <the
+remembered size>` moves the row on and locks it, and only when another writer came between
+(the update matches nothing) is the row read.
 
 Queued events are not visible to plain SELECTs on `audit_events` before that point; `timeline`
 flushes the queue first, and `flush(conn)` does so on demand. A connection that did not come from
@@ -26,18 +29,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import rfc8785
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from signoff.audit import i_json
 from signoff.merkle import Frontier, inclusion_proof, perfect_subtrees, subtree_hash
 from signoff.models import AuditEvent
-from signoff_server.db import BEFORE_COMMIT, TRANSACTION_PREFIX
+from signoff_server.db import AFTER_COMMIT, BEFORE_COMMIT, TRANSACTION_PREFIX
 from signoff_server.identity import Principal
 from signoff_server.schema import audit_events, audit_log
 
@@ -224,9 +228,48 @@ _SET_FRONTIER = (
 )
 
 
+_ADVANCE_FRONTIER = _SET_FRONTIER.where(audit_log.c.size == bindparam("b_was"))
+
+# The frontier as of this process's last committed append, per engine. The log only grows, so
+# its size names its state: `_ADVANCE_FRONTIER` moves the row on only if the size is still the
+# cached one, and that saves reading the row in every audited transaction. When another process
+# or replica appended meanwhile, the update matches nothing and the row is read (and locked).
+_known: weakref.WeakKeyDictionary[Engine, Frontier] = weakref.WeakKeyDictionary()
+
+
 def _store(conn: Connection, events: list[_Prepared]) -> None:
-    state = conn.execute(_FRONTIER).one()
-    tree = Frontier(int(state.size), [bytes.fromhex(h) for h in state.frontier])
+    committed: list[Any] | None = conn.info.get(AFTER_COMMIT)
+    known = _known.get(conn.engine) if committed is not None else None
+    advanced = _advance(conn, known, events) if known is not None else None
+    if advanced is None:  # nothing remembered, or another writer appended meanwhile
+        state = conn.execute(_FRONTIER).one()
+        tree = Frontier(int(state.size), [bytes.fromhex(h) for h in state.frontier])
+        rows = _rows(tree, events)
+        frontier = [h.hex() for h in tree.hashes]
+        conn.execute(_SET_FRONTIER, {"b_size": tree.size, "b_frontier": frontier})
+    else:
+        tree, rows = advanced
+    conn.execute(_INSERT_EVENTS, rows)
+    if committed is not None:
+        engine = conn.engine
+        committed.append(lambda: _known.__setitem__(engine, tree))
+
+
+def _advance(
+    conn: Connection, known: Frontier, events: list[_Prepared]
+) -> tuple[Frontier, list[dict[str, Any]]] | None:
+    """Append to the remembered frontier; None if the stored log is not at that size any more."""
+    tree = known.copy()
+    rows = _rows(tree, events)
+    frontier = [h.hex() for h in tree.hashes]
+    moved = conn.execute(
+        _ADVANCE_FRONTIER, {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
+    )
+    return (tree, rows) if moved.rowcount == 1 else None
+
+
+def _rows(tree: Frontier, events: list[_Prepared]) -> list[dict[str, Any]]:
+    """The rows of `events` appended to `tree` (which advances past them)."""
     rows: list[dict[str, Any]] = []
     for event in events:
         seq = tree.size
@@ -246,9 +289,7 @@ def _store(conn: Connection, events: list[_Prepared]) -> None:
                 "nodes": [h.hex() for _, _, h in completed] or None,
             }
         )
-    conn.execute(_INSERT_EVENTS, rows)
-    frontier = [h.hex() for h in tree.hashes]
-    conn.execute(_SET_FRONTIER, {"b_size": tree.size, "b_frontier": frontier})
+    return rows
 
 
 # Reading the log -------------------------------------------------------------------------------

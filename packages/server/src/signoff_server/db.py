@@ -35,6 +35,7 @@ from sqlalchemy.pool import NullPool
 from signoff_server.errors import Unavailable
 
 __all__ = [
+    "AFTER_COMMIT",
     "APPLICATION_NAME",
     "BEFORE_COMMIT",
     "TRANSACTION_PREFIX",
@@ -52,6 +53,7 @@ APPLICATION_NAME = "signoff"
 TRANSACTION_PREFIX = "signoff_tx_"
 """`conn.info` keys with this prefix live for one `Database.write()` transaction only."""
 BEFORE_COMMIT = TRANSACTION_PREFIX + "before_commit"
+AFTER_COMMIT = TRANSACTION_PREFIX + "after_commit"
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -211,8 +213,10 @@ class Database:
         """A write transaction: committed when the block ends, rolled back on an exception.
 
         Functions in `conn.info[BEFORE_COMMIT]` run, in order, just before the commit (the
-        audit log writes its batch of events there, so its lock is held only briefly).
+        audit log writes its batch of events there, so its lock is held only briefly); those in
+        `conn.info[AFTER_COMMIT]` (no arguments) run once the commit succeeded.
         """
+        committed: list[Callable[[], None]] = []
         try:
             with (
                 self._writer,
@@ -224,6 +228,7 @@ class Database:
                 # itself raises PendingRollbackError, which would hide the real error.
                 info = conn.info
                 info[BEFORE_COMMIT] = hooks
+                info[AFTER_COMMIT] = committed
                 try:
                     yield conn
                     while hooks:
@@ -236,6 +241,8 @@ class Database:
             if mapped is None:
                 raise
             raise mapped from exc
+        for run in committed:
+            run()
 
     @contextmanager
     def read(self) -> Generator[Connection]:

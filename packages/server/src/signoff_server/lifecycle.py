@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -59,7 +59,6 @@ CloseHook = Callable[[Connection, Request, datetime], None]
 
 # Statements built once (see views.py): executing a prebuilt statement with parameters skips
 # the construction and cache-key work that dominate a fresh statement's cost.
-_INSERT_REQUEST = insert(requests)
 _INSERT_ROLE = insert(request_roles)
 _INSERT_DECISION = insert(decisions)
 _OPEN_VERSION = (requests.c.id == bindparam("b_id"), requests.c.version == bindparam("b_version"))
@@ -91,6 +90,21 @@ def _body_hash(payload: RequestCreate) -> str:
     body = payload.model_dump(mode="json", exclude={"idempotency_key"})
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _auto_status(routing: Routing) -> Status | None:
+    """The status a policy's `auto` verdict closes a new request with, if it has one."""
+    if routing.auto is None:
+        return None
+    if routing.auto is Verdict.APPROVE:
+        return Status.APPROVED
+    if routing.auto is Verdict.REJECT:
+        return Status.REJECTED
+    raise ValueError(f"a policy can only auto-approve or auto-reject, not {routing.auto}")
+
+
+class _KeyTaken(Exception):
+    """The request's idempotency key is in use: nothing was inserted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +139,24 @@ class Lifecycle:
         self._agents: set[str] = set()  # agent rows known to be committed (never deleted)
         dialect = sqlite if db.is_sqlite else postgresql
         self._insert_agent = dialect.insert(agents).on_conflict_do_nothing()
+        # A taken idempotency key inserts nothing (rowcount 0) instead of raising, so PostgreSQL
+        # logs no error for an ordinary retry.
+        self._insert_request = dialect.insert(requests).on_conflict_do_nothing()
+        # On PostgreSQL the closing compare-and-set also queues the NOTIFY that wakes long-polls
+        # on every replica (delivered at commit): one round trip instead of two.
+        self._cas_close = (
+            _CAS_CLOSE
+            if db.is_sqlite
+            else _CAS_CLOSE.returning(func.pg_notify(NOTIFY_CHANNEL, requests.c.id))
+        )
 
     def _now(self) -> datetime:
         # In UTC, as the store gives datetimes back: results built in memory then match a re-read.
         return self.clock().astimezone(UTC)
 
     def _closed(self, conn: Connection, result: Request, now: datetime) -> Request:
-        """In the closing transaction: notify other replicas, run the hooks, return the result."""
-        self._notify(conn, result.id)
+        """In the closing transaction (after `_cas` closed the row, which notified the other
+        replicas): run the hooks, return the result."""
         for hook in self.close_hooks:
             hook(conn, result, now)
         return result
@@ -149,17 +173,16 @@ class Lifecycle:
                 code="agent_mismatch",
             )
         body_hash = _body_hash(payload)
-        if payload.idempotency_key is not None:
-            replay = self._replay(principal, payload.idempotency_key, body_hash)
-            if replay is not None:
-                return Created(replay, created=False)
+        # Optimistic: insert first, and only when the idempotency key is taken (a retry, a
+        # re-run node, or a concurrent create that won) read back the request it names. The
+        # common case, a new key, so costs no read transaction before the write.
         try:
             with self.db.write() as conn:
                 request, closed = self._insert(conn, principal, payload, body_hash)
             self._agents.add(principal.id)
-        except IntegrityError:
-            # A concurrent create with the same idempotency key won the unique constraint.
-            assert payload.idempotency_key is not None
+        except (_KeyTaken, IntegrityError):
+            if payload.idempotency_key is None:
+                raise
             replay = self._replay(principal, payload.idempotency_key, body_hash)
             if replay is None:
                 raise
@@ -206,11 +229,14 @@ class Lifecycle:
         stored.pop("route", None)
         stored.pop("risk", None)
         due_at = now + parse_duration(routing.sla) if routing.sla else None
+        auto = _auto_status(routing)
         values: dict[str, Any] = {
             "id": request_id,
             "agent_id": principal.id,
-            "status": Status.PENDING.value,
-            "version": 1,
+            # A request the policy decides at once is written closed, at the version its
+            # decision gives it: no update, and no waiter can exist yet to be notified.
+            "status": (auto or Status.PENDING).value,
+            "version": 1 if auto is None else 2,
             "route_role": routing.role,
             "risk": routing.risk.value,
             "object_type": payload.business_object.type,
@@ -225,14 +251,16 @@ class Lifecycle:
             "outcome": None,
             "created_at": now,
             "due_at": due_at,
+            "closed_at": None if auto is None else now,
         }
-        conn.execute(_INSERT_REQUEST, values)
+        if conn.execute(self._insert_request, values).rowcount == 0:
+            raise _KeyTaken  # rolls the transaction back; create() answers with the replay
         roles = eligible_roles(routing.role, routing.approvals)
         if roles:
             conn.execute(_INSERT_ROLE, [{"request_id": request_id, "role": r} for r in roles])
         self._audit_created(conn, principal, request_id, asked, routing, now)
-        row = SimpleNamespace(**values, closed_at=None)  # what a re-read would give
-        if routing.auto is not None:
+        row = SimpleNamespace(**values)  # what a re-read would give
+        if auto is not None:
             return self._auto_decide(conn, row, routing, now), True
         if due_at is not None:
             timers.arm(conn, kind=DEADLINE_TIMER, due_at=due_at, now=now, request_id=request_id)
@@ -283,12 +311,10 @@ class Lifecycle:
     def _auto_decide(
         self, conn: Connection, row: SimpleNamespace, routing: Routing, now: datetime
     ) -> Request:
+        """Record the policy's decision on a request `_insert` wrote closed already."""
         verdict = routing.auto
-        if verdict is None or verdict not in (Verdict.APPROVE, Verdict.REJECT):
-            raise ValueError(f"a policy can only auto-approve or auto-reject, not {verdict}")
-        status = Status.APPROVED if verdict is Verdict.APPROVE else Status.REJECTED
+        assert verdict is not None
         request_id: str = row.id
-        self._cas(conn, row, status, now)
         policy = routing.policy.name if routing.policy else "policy"
         decision: dict[str, Any] = {
             "id": new_id("dec"),
@@ -312,8 +338,7 @@ class Lifecycle:
             request_id=request_id,
             data={"verdict": verdict.value, "via": "policy"},
         )
-        closed = changed_row(row, status=status.value, closed_at=now, version=row.version + 1)
-        return self._closed(conn, render(closed, [SimpleNamespace(**decision)]), now)
+        return self._closed(conn, render(row, [SimpleNamespace(**decision)]), now)
 
     # decide -----------------------------------------------------------------------------
 
@@ -449,8 +474,9 @@ class Lifecycle:
                 code="separation_of_duties",
             )
 
-    @staticmethod
-    def _cas(conn: Connection, row: Any, status: Status | None, now: datetime) -> None:
+    def _cas(self, conn: Connection, row: Any, status: Status | None, now: datetime) -> None:
+        """Move the request on from the version in `row`, closing it with `status` (which
+        notifies waiters on other replicas); a Conflict if someone else moved it first."""
         params: dict[str, Any] = {
             "b_id": row.id,
             "b_version": row.version,
@@ -459,18 +485,11 @@ class Lifecycle:
         if status is None:
             result = conn.execute(_CAS_BUMP, params)
         else:
-            result = conn.execute(_CAS_CLOSE, {**params, "b_status": status.value, "b_at": now})
+            close = {**params, "b_status": status.value, "b_at": now}
+            result = conn.execute(self._cas_close, close)
         if result.rowcount != 1:
             raise Conflict(
                 f"{row.id} was changed concurrently; it is no longer open", code="request_closed"
-            )
-
-    def _notify(self, conn: Connection, request_id: str) -> None:
-        if not self.db.is_sqlite:
-            # Delivered to LISTENers on every replica when this transaction commits.
-            conn.execute(
-                text("SELECT pg_notify(:channel, :id)"),
-                {"channel": NOTIFY_CHANNEL, "id": request_id},
             )
 
     # cancel, expire, outcome ------------------------------------------------------------
