@@ -7,8 +7,10 @@ embedders pass `transport=` (or a whole `http_client=`) instead of a network.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -19,7 +21,8 @@ import anyio
 import httpx
 from pydantic import BaseModel, JsonValue, TypeAdapter
 
-from signoff.errors import TimeoutError, TransportError, error_for_status
+from signoff._outbox import FLUSH_SECONDS, Outbox
+from signoff.errors import Conflict, SignoffError, TimeoutError, TransportError, error_for_status
 from signoff.models import (
     AuditEvent,
     DecisionCreate,
@@ -40,6 +43,8 @@ _LONG_POLL_MAX = 30.0
 _RETRY_STATUSES = frozenset({502, 503, 504})
 _TIMELINE = TypeAdapter(list[AuditEvent])
 _M = TypeVar("_M", bound=BaseModel)
+
+log = logging.getLogger("signoff.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,8 @@ class Client(_BaseClient):
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(transport=transport, timeout=timeout)
+        self._outbox: Outbox | None = None
+        self._outbox_lock = threading.Lock()
 
     def __enter__(self) -> Client:
         return self
@@ -235,7 +242,10 @@ class Client(_BaseClient):
         self.close()
 
     def close(self) -> None:
-        """Close the underlying connection pool (unless it was passed in)."""
+        """Send what `report_outcome_in_background` queued (for up to `FLUSH_SECONDS`), then
+        close the underlying connection pool (unless it was passed in)."""
+        if self._outbox is not None and not self._outbox.flush(FLUSH_SECONDS):
+            log.warning("closing the client with outcome reports not yet sent to signoff")
         if self._owns_http:
             self._http.close()
 
@@ -351,6 +361,33 @@ class Client(_BaseClient):
     ) -> Request:
         """Report what the agent did after the decision: executed, failed or skipped."""
         return self._model(self._send(self._outcome_call(request_id, status, detail)), Request)
+
+    def report_outcome_in_background(
+        self, request_id: str, status: OutcomeStatus | str, *, detail: str | None = None
+    ) -> None:
+        """`report_outcome` without waiting for it: queued, then sent in order by a background
+        thread with the same retries. Never raises: a report that fails is logged, and one the
+        server already has (409) is dropped. `flush()` waits for the queue; `close()` and
+        interpreter exit flush it too."""
+        call = self._outcome_call(request_id, status, detail)
+
+        def send() -> None:
+            try:
+                self._send(call)
+            except Conflict:
+                pass  # reported already (e.g. a re-run step): the first report stands
+            except SignoffError:
+                log.warning("could not report the outcome of %s", request_id, exc_info=True)
+
+        with self._outbox_lock:
+            if self._outbox is None:
+                self._outbox = Outbox()
+        self._outbox.submit(send)
+
+    def flush(self, timeout: float | None = FLUSH_SECONDS) -> bool:
+        """Wait until every report queued by `report_outcome_in_background` was sent (or
+        failed and was logged); False if `timeout` seconds passed first."""
+        return self._outbox is None or self._outbox.flush(timeout)
 
     def timeline(self, request_id: str) -> list[AuditEvent]:
         """The request's audit events, in order."""

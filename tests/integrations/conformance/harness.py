@@ -141,10 +141,20 @@ class Harness:
         """The request once the server has closed it (e.g. expired by its SLA)."""
         return self.agent.wait(request_id, timeout=timeout)
 
-    def outcome(self, request_id: str) -> str | None:
-        """The outcome the agent reported for the request (executed / failed / skipped)."""
-        reported = self.agent.get_request(request_id).outcome
-        return reported.status.value if reported is not None else None
+    def outcome(self, request_id: str, timeout: float = 10.0) -> str | None:
+        """The outcome the agent reported for the request (executed / failed / skipped).
+
+        Adapters may send reports in the background after the gated action ran, so this
+        waits up to `timeout` seconds for one to arrive; None if none did.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            reported = self.agent.get_request(request_id).outcome
+            if reported is not None:
+                return reported.status.value
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
 
     # callbacks ---------------------------------------------------------------------------------
 

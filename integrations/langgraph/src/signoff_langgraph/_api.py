@@ -68,15 +68,17 @@ class Api:
             return self._sync().get_request(request_id)
 
     def report(self, request_id: str, status: OutcomeStatus, detail: str | None = None) -> None:
-        """Report what happened after the decision. Never raises: the action already happened."""
-        try:
-            self._sync().report_outcome(request_id, status, detail=_clip(detail))
-        except Conflict:
-            pass  # already reported (a node re-ran): the first report stands
-        except Exception:
+        """Report what happened after the decision. Never raises: the action already happened.
+
+        Sent in the background (`Client.report_outcome_in_background`): the graph goes on at
+        once, and `Client.flush()`/`close()` or interpreter exit wait for the report.
+        """
+        if self.client is None:
             log.warning(
-                "could not report outcome %s for %s", status.value, request_id, exc_info=True
+                "could not report outcome %s for %s: no signoff.Client", status.value, request_id
             )
+            return
+        self.client.report_outcome_in_background(request_id, status, detail=_clip(detail))
 
     # awaitable ------------------------------------------------------------------------------
 
@@ -116,9 +118,10 @@ class Api:
     async def areport(
         self, request_id: str, status: OutcomeStatus, detail: str | None = None
     ) -> None:
-        """`report`, awaitable. Never raises."""
-        if self.async_client is None:
-            await asyncio.to_thread(self.report, request_id, status, detail)
+        """`report`, awaitable. Never raises. With only an `AsyncClient` the report is sent
+        inline, as the event loop may be gone before a background send would finish."""
+        if self.client is not None or self.async_client is None:
+            self.report(request_id, status, detail)
             return
         try:
             await self.async_client.report_outcome(request_id, status, detail=_clip(detail))

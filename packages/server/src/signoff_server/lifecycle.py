@@ -45,8 +45,9 @@ from signoff_server.views import (
     decision_rows,
     load_request,
     load_row,
+    load_row_with_roles,
     render,
-    routed_roles,
+    row_with_roles_query,
 )
 
 __all__ = ["DEADLINE_TIMER", "NOTIFY_CHANNEL", "CloseHook", "Created", "Lifecycle"]
@@ -142,6 +143,7 @@ class Lifecycle:
         # A taken idempotency key inserts nothing (rowcount 0) instead of raising, so PostgreSQL
         # logs no error for an ordinary retry.
         self._insert_request = dialect.insert(requests).on_conflict_do_nothing()
+        self._row_with_roles = row_with_roles_query(sqlite=db.is_sqlite)
         # On PostgreSQL the closing compare-and-set also queues the NOTIFY that wakes long-polls
         # on every replica (delivered at commit): one round trip instead of two.
         self._cas_close = (
@@ -354,8 +356,7 @@ class Lifecycle:
         if principal.is_agent:
             raise Forbidden("an agent key can never decide", code="agents_cannot_decide")
         with self.db.write() as conn:
-            row = load_row(conn, request_id, for_update=True)
-            routed = routed_roles(conn, request_id)  # incl. roles escalated from
+            row, routed = load_row_with_roles(conn, self._row_with_roles, request_id)
             check_visible(conn, principal, row, roles=routed)
             earlier = decision_rows(conn, row)
             request = render(row, earlier)

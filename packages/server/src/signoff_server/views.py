@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, exists, select
+from sqlalchemy import JSON, Connection, Row, Select, bindparam, exists, func, select
 
 from signoff.models import Decision, Outcome, Page, Request, Status
 from signoff_server.errors import Forbidden, Invalid, NotFound
@@ -23,8 +23,10 @@ __all__ = [
     "list_requests",
     "load_request",
     "load_row",
+    "load_row_with_roles",
     "render",
     "routed_roles",
+    "row_with_roles_query",
 ]
 
 MAX_PAGE = 200
@@ -155,6 +157,32 @@ def load_row(conn: Connection, request_id: str, *, for_update: bool = False) -> 
     if row is None:
         raise NotFound(f"no request {request_id}")
     return row
+
+
+def row_with_roles_query(*, sqlite: bool) -> Select[Any]:
+    """One request's row locked for update, with its routed roles (incl. roles escalated from)
+    as a JSON list in `routed`: one statement for what deciding needs, instead of two."""
+    aggregate = func.json_group_array if sqlite else func.json_agg
+    roles = (
+        select(aggregate(request_roles.c.role, type_=JSON))
+        .where(request_roles.c.request_id == requests.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(requests, roles.label("routed"))
+        .where(requests.c.id == bindparam("id"))
+        .with_for_update()
+    )
+
+
+def load_row_with_roles(
+    conn: Connection, query: Select[Any], request_id: str
+) -> tuple[Row[Any], set[str]]:
+    """`query` (from `row_with_roles_query`) for `request_id`: the row and its routed roles."""
+    row = conn.execute(query, {"id": request_id}).first()
+    if row is None:
+        raise NotFound(f"no request {request_id}")
+    return row, set(row.routed or ())
 
 
 def load_request(
