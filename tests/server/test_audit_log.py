@@ -12,6 +12,7 @@ import random
 import stat
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -266,6 +267,47 @@ def test_key_file_is_created_0600_and_reused(tmp_path: Path) -> None:
     assert load_or_create_key(path) == key
     with pytest.raises(ValueError, match="origin cannot change"):
         load_or_create_key(path, "another/log")
+
+
+def _start_together(load: Callable[[], object], starters: int = 8) -> list[object]:
+    """What `starters` threads released at once each got from `load()`."""
+    start = threading.Barrier(starters)
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def starter() -> None:
+        start.wait()
+        try:
+            results.append(load())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=starter) for _ in range(starters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    return results
+
+
+@pytest.mark.parametrize("kind", ["audit key", "link secret"])
+def test_replicas_starting_together_all_read_the_one_complete_key(
+    tmp_path: Path, kind: str
+) -> None:
+    """Every starter either creates the file or reads the winner's, never a half-written one."""
+    from signoff_server.notifications.secret import load_secret
+
+    for attempt in range(15):
+        path = tmp_path / f"{attempt}.key"
+        if kind == "audit key":
+            results = _start_together(lambda p=path: str(load_or_create_key(p, "test/log")))
+        else:
+            results = _start_together(lambda p=path: load_secret(p))
+        assert len(results) == 8
+        assert len(set(map(str, results))) == 1
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_checkpoints_every_n_entries_with_consistency_proofs(

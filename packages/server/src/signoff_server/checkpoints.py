@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from signoff.audit import Checkpoint, NoteError, SignerKey, VerifierKey, sign_no
 from signoff.merkle import Frontier, consistency_proof, leaf_hash, subtree_hash, verify_consistency
 from signoff_server import audit
 from signoff_server.db import Database
+from signoff_server.files import create_exclusive
 from signoff_server.schema import audit_checkpoints, audit_events
 
 __all__ = [
@@ -68,14 +68,8 @@ def load_or_create_key(path: str | Path, origin: str | None = None) -> SignerKey
         import secrets
 
         key = SignerKey.generate(origin or f"signoff/{secrets.token_hex(6)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another replica or process created it first: read theirs
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(str(key) + "\n")
+        # Replicas starting together race here: one key wins, the others read it (complete).
+        if create_exclusive(path, (str(key) + "\n").encode()):
             log.info("created the audit log signing key %s (%s)", path, key.verifier())
             return key
     mode = stat.S_IMODE(path.stat().st_mode)

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ from sqlalchemy.engine import make_url
 from signoff.ids import new_id
 from signoff.webhooks import generate_hmac_secret, generate_signing_key, public_key_for
 from signoff_server.db import normalize_url
+from signoff_server.files import create_exclusive, replace_atomically
 from signoff_server.schema import UTCDateTime, agents, metadata
 
 __all__ = [
@@ -170,34 +170,8 @@ def _render(keys: Sequence[SigningKey]) -> bytes:
     return (json.dumps(document, indent=2) + "\n").encode()
 
 
-def _temporary(path: Path, keys: Sequence[SigningKey]) -> Path:
-    """Write `keys` to a new 0600 file beside `path` (same file system, so rename is atomic)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(_render(keys))
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
-def _sync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can fsync a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write(path: Path, keys: Sequence[SigningKey]) -> None:
-    temporary = _temporary(path, keys)
-    os.replace(temporary, path)
-    _sync_dir(path.parent)
+    replace_atomically(path, _render(keys))
 
 
 def _new_key(now: datetime) -> SigningKey:
@@ -211,17 +185,8 @@ def create_key_file(path: Path, now: datetime) -> tuple[list[SigningKey], bool]:
     Returns the keys and whether this call created the file. Safe against a concurrent
     first start: the file appears complete or not at all (link, never overwrite).
     """
-    if path.exists():
-        return read_key_file(path), False
-    temporary = _temporary(path, [_new_key(now)])
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return read_key_file(path), False
-    finally:
-        temporary.unlink(missing_ok=True)
-    _sync_dir(path.parent)
-    return read_key_file(path), True
+    created = create_exclusive(path, _render([_new_key(now)]))
+    return read_key_file(path), created
 
 
 def rotate_keys(

@@ -6,15 +6,13 @@ file. It is 32 random bytes, hex-encoded, written with mode 0600.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from signoff_server.db import normalize_url
+from signoff_server.files import create_exclusive
 
 __all__ = ["default_secret_path", "load_secret"]
 
@@ -35,16 +33,9 @@ def load_secret(path: Path) -> bytes:
 
     Raises ValueError for a file that does not hold a secret of at least 32 bytes.
     """
-    with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+    # Replicas starting together race here: one secret wins, the others read it (complete).
+    create_exclusive(path, (secrets.token_hex(32) + "\n").encode())
     text = path.read_text().strip()
-    for _ in range(50):  # another process created it a moment ago and is still writing
-        if text:
-            break
-        time.sleep(0.02)
-        text = path.read_text().strip()
     try:
         secret = bytes.fromhex(text)
     except ValueError:
