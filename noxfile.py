@@ -88,7 +88,7 @@ def soak(session: nox.Session) -> None:
     env = {"SIGNOFF_SOAK_SECONDS": seconds, "SIGNOFF_SOAK_REPORT": str(report)}
     for _ in range(runs):
         session.run(
-            "uv", "run", "pytest", *SOAK_TESTS, "-q", "-s", "-p", "no:cacheprovider", *extra,
+            "uv", "run", "pytest", *SOAK_TESTS, "-n0", "-q", "-s", "-p", "no:cacheprovider", *extra,
             external=True, env=env,
         )  # fmt: skip
     rows = [json.loads(line) for line in report.read_text().splitlines() if line.strip()]
@@ -107,7 +107,10 @@ def soak(session: nox.Session) -> None:
     session.log("SOAK TOTAL: " + " ".join(f"{k}={v}" for k, v in total.items()))
 
 
-TEST_TOOLS = ["pytest>=8.3", "anyio>=4.4", "httpx", "hypothesis>=6.100", "uvicorn>=0.30"]
+TEST_TOOLS = [
+    "pytest>=8.3", "pytest-xdist>=3.6", "anyio>=4.4", "httpx", "hypothesis>=6.100",
+    "uvicorn>=0.30",
+]  # fmt: skip
 
 
 def _isolated(session: nox.Session, *packages: str, extra: tuple[str, ...] = ()) -> str:
@@ -206,8 +209,8 @@ def crewai(session: nox.Session) -> None:
     python = str(venv / "bin" / "python")
     editable = [a for p in ("core", "packages/server", "integrations/crewai") for a in ("-e", p)]
     tools = [
-        "pytest>=8.3", "anyio>=4.4", "httpx", "hypothesis>=6.100", "uvicorn>=0.30",
-        "respx>=0.22", "standardwebhooks>=1.1", "pyright>=1.1.390",
+        "pytest>=8.3", "pytest-xdist>=3.6", "anyio>=4.4", "httpx", "hypothesis>=6.100",
+        "uvicorn>=0.30", "respx>=0.22", "standardwebhooks>=1.1", "pyright>=1.1.390",
     ]  # fmt: skip
     session.run(
         "uv", "pip", "install", "--quiet", "--python", python, *editable, *tools,
@@ -271,6 +274,6 @@ def n8n(session: nox.Session) -> None:
     home = home.strip().splitlines()[-1]
     session.log(f"n8n install: {home} ({time.monotonic() - started:.0f} s)")
     session.run(
-        "uv", "run", "pytest", "tests/integrations/n8n", "-q", "-p", "no:cacheprovider",
+        "uv", "run", "pytest", "tests/integrations/n8n", "-n0", "-q", "-p", "no:cacheprovider",
         *session.posargs, external=True, env={"SIGNOFF_N8N_HOME": home},
     )  # fmt: skip

@@ -7,7 +7,8 @@ For each backend it measures, side by side and with the same load:
 * **signoff**: 16 concurrent clients each run create → decide → wait cycles, i.e.
   `POST /v1/requests` (agent key), `POST /v1/requests/{id}/decisions` (reviewer token,
   approve), `GET /v1/requests/{id}/wait?timeout=5` (answers at once: the request is closed).
-* **floor**: a minimal Starlette app on the same stack (uvicorn, one worker; SQLAlchemy with the
+* **floor**: a minimal Starlette app on the same stack (uvicorn with the httptools parser and the
+  uvloop loop it picks itself, as `signoff serve` does; one worker; SQLAlchemy with the
   same driver and the same durability settings; sync database work in the threadpool) that
   serves the same three paths with the least work one can do for them: insert one row, update
   one row by primary key, read one row by primary key. No auth, no validation, no audit log.

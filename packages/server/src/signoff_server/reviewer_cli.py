@@ -29,7 +29,6 @@ __all__ = ["decide_command", "queue_command", "register", "reviewer_settings"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
-out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 UrlOption = Annotated[
@@ -152,7 +151,8 @@ def queue_command(
             row["approvals"],
         )
     if found:
-        out.print(table)
+        # Made here, not at import: the width comes from the terminal (or COLUMNS) of this run.
+        Console(soft_wrap=True).print(table)
     err.print(f"{len(found)} pending request(s)")
 
 
