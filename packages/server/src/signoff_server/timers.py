@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    exists,
     insert,
     or_,
     select,
@@ -134,6 +135,15 @@ def release(conn: Connection, timer: Timer, *, due_at: datetime) -> None:
     )
 
 
+# A request's timers fire in due order, even across replicas: a timer is claimable only once no
+# timer of its request is due earlier (claimed elsewhere, or not yet fired). Otherwise, when an
+# escalation and a deadline fall due together, one replica could expire the request while
+# another still held its escalation.
+_EARLIER = timers.alias("earlier")
+_EARLIER_DUE = exists().where(
+    _EARLIER.c.request_id == timers.c.request_id, _EARLIER.c.due_at < timers.c.due_at
+)
+
 _ANY_DUE = (
     select(timers.c.id)
     .where(
@@ -185,6 +195,7 @@ class Scheduler:
                 .where(
                     timers.c.due_at <= now,
                     or_(timers.c.lease_until.is_(None), timers.c.lease_until < now),
+                    ~_EARLIER_DUE,
                 )
                 .order_by(timers.c.due_at)
                 .limit(self.batch)
