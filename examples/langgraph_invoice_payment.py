@@ -289,6 +289,7 @@ class CallbackServer:
         self.stop_after = stop_after
         self.finished: set[str] = set()
         self.server: Any = None
+        self.in_flight = 0  # callbacks being handled; a thread mid-resume is not read as done
 
     async def __call__(
         self,
@@ -303,10 +304,17 @@ class CallbackServer:
                 answers.append(message.get("body", b""))
             await send(message)
 
-        await self.inner(scope, receive, spy)
         if scope["type"] != "http":
+            await self.inner(scope, receive, send)
             return
+        self.in_flight += 1
+        try:
+            await self.inner(scope, receive, spy)
+        finally:
+            self.in_flight -= 1
         print(f"callback: {b''.join(answers).decode()}", flush=True)
+        if self.in_flight:
+            return  # another callback is still resuming a thread: the last one reports
         await asyncio.to_thread(self.report)
         if self.stop_after is not None and len(self.finished) >= self.stop_after:
             self.server.should_exit = True
@@ -319,9 +327,10 @@ class CallbackServer:
         for thread in sorted(threads - self.finished):
             config: RunnableConfig = {"configurable": {"thread_id": thread}}
             state = self.graph.get_state(config)
-            if not state.next:
-                self.finished.add(thread)
-                print(f"{thread}: {state.values['messages'][-1].content}", flush=True)
+            last = state.values["messages"][-1]
+            if not state.next and isinstance(last, AIMessage) and not last.tool_calls:
+                self.finished.add(thread)  # the agent's final answer, not a step on the way
+                print(f"{thread}: {last.content}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
