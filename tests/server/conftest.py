@@ -194,3 +194,17 @@ def openapi_document() -> dict[str, object]:
 
     with tempfile.TemporaryDirectory() as store:
         return create_app(Settings(database_url=f"sqlite:///{store}/openapi.db")).openapi()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each schemathesis operation item a node id of its own.
+
+    schemathesis names them `test_every_operation[GET /path]` but gives them all one node id,
+    and pytest-xdist schedules by node id: it would run a single operation of the fuzz suite.
+    """
+    from _pytest.nodeid import coerce_node_id  # pytest 9 derives `nodeid` from `_id`
+
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if isinstance(label, str) and not item.nodeid.endswith("]"):
+            setattr(item, "_id", coerce_node_id(f"{item.nodeid}[{label}]"))  # noqa: B010
