@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from psycopg import sql
@@ -186,6 +187,26 @@ def test_values_outside_rfc8785_are_recorded_as_strings(store_url: str) -> None:
             row = conn.execute(select(audit_events)).one()
         assert row.data == {"big": str(2**64), "ok": 7}
         assert json.loads(row.entry)["data"] == row.data
+        _check_tree(db)
+    finally:
+        db.dispose()
+
+
+def test_integral_doubles_beyond_2_53_match_their_entry(store_url: str) -> None:
+    # RFC 8785 writes these doubles as integers whose exact value the double does not hold
+    # (found by the API fuzzer: an evidence packet for such arguments failed as "tampered").
+    values = [-5.107996766869553e16, 2.0**60 + 2**8, 1e300, 12.0]
+    db = Database(store_url)
+    try:
+        with db.write() as conn:
+            audit.append(conn, type="t", actor="a", at=NOW, data={"n": values})
+        with db.read() as conn:
+            row = conn.execute(select(audit_events)).one()
+        assert row.data == {"n": values}
+        assert json.loads(row.entry)["data"]["n"][0] == -51079967668695530
+        assert audit.entry_matches_row(row.entry, row)
+        changed = SimpleNamespace(**{**row._asdict(), "data": {"n": [*values[:3], 13.0]}})
+        assert not audit.entry_matches_row(row.entry, changed)
         _check_tree(db)
     finally:
         db.dispose()

@@ -408,9 +408,11 @@ def parse_entry(entry: str | bytes) -> dict[str, Any]:
 
 
 def _json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: numbers by value (RFC 8785 writes 1.0 as 1), booleans apart from numbers."""
-    if a != b:  # Python equality is looser (True == 1): unequal here is unequal in JSON too
-        return False
+    """JSON equality: numbers by value (RFC 8785 writes 1.0 as 1), booleans apart from numbers.
+
+    Python's `==` is no shortcut either way: it is looser (True == 1), and stricter where an
+    entry's integer stands for a double (RFC 8785 writes -5.107996766869553e16 as
+    -51079967668695530, a different integer than that double holds exactly)."""
     with contextlib.suppress(TypeError, ValueError):
         # The common case in one C-speed step: the same JSON text is the same JSON value.
         if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True):
