@@ -345,7 +345,7 @@ def _add_routes(app: FastAPI, state: _State) -> None:
     )
     def get_request(request_id: str, caller: Caller) -> Response:
         """One request with its decisions, outcome and callback state."""
-        with state.db.read() as conn:
+        with state.db.read(single_statement=True) as conn:
             return _request_response(load_request(conn, caller, request_id)[1])
 
     @app.get(
@@ -366,7 +366,7 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         deadline = loop.time() + timeout
 
         def read() -> RequestModel:
-            with state.db.read() as conn:
+            with state.db.read(single_statement=True) as conn:
                 return load_request(conn, caller, request_id)[1]
 
         with state.waiters.waiting(request_id) as closed:

@@ -27,6 +27,7 @@ The pure tree math lives in `signoff.merkle`; checkpoints (signed tree heads) in
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import weakref
@@ -36,7 +37,17 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import rfc8785
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    bindparam,
+    exists,
+    insert,
+    select,
+    union_all,
+    update,
+)
 
 from signoff.audit import i_json
 from signoff.merkle import Frontier, inclusion_proof, perfect_subtrees, subtree_hash
@@ -240,32 +251,58 @@ _known: weakref.WeakKeyDictionary[Engine, Frontier] = weakref.WeakKeyDictionary(
 def _store(conn: Connection, events: list[_Prepared]) -> None:
     committed: list[Any] | None = conn.info.get(AFTER_COMMIT)
     known = _known.get(conn.engine) if committed is not None else None
-    advanced = _advance(conn, known, events) if known is not None else None
-    if advanced is None:  # nothing remembered, or another writer appended meanwhile
+    tree = _advance(conn, known, events) if known is not None else None
+    if tree is None:  # nothing remembered, or another writer appended meanwhile
         state = conn.execute(_FRONTIER).one()
         tree = Frontier(int(state.size), [bytes.fromhex(h) for h in state.frontier])
         rows = _rows(tree, events)
         frontier = [h.hex() for h in tree.hashes]
         conn.execute(_SET_FRONTIER, {"b_size": tree.size, "b_frontier": frontier})
-    else:
-        tree, rows = advanced
-    conn.execute(_INSERT_EVENTS, rows)
+        conn.execute(_INSERT_EVENTS, rows)
     if committed is not None:
-        engine = conn.engine
-        committed.append(lambda: _known.__setitem__(engine, tree))
+        engine, appended = conn.engine, tree
+        committed.append(lambda: _known.__setitem__(engine, appended))
 
 
-def _advance(
-    conn: Connection, known: Frontier, events: list[_Prepared]
-) -> tuple[Frontier, list[dict[str, Any]]] | None:
-    """Append to the remembered frontier; None if the stored log is not at that size any more."""
+def _advance(conn: Connection, known: Frontier, events: list[_Prepared]) -> Frontier | None:
+    """Append `events` to the remembered frontier (the row moved on, the events stored); None,
+    with nothing written, if the stored log is not at that size any more."""
     tree = known.copy()
     rows = _rows(tree, events)
     frontier = [h.hex() for h in tree.hashes]
-    moved = conn.execute(
-        _ADVANCE_FRONTIER, {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
+    moving = {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
+    if conn.dialect.name == "postgresql":
+        # One round trip instead of two: the audit_log row is locked from this statement to
+        # COMMIT, and every audited transaction of every replica queues on that lock.
+        numbered = {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
+        inserted = conn.execute(_advance_and_insert(len(rows)), moving | numbered).all()
+        return tree if len(inserted) == len(rows) else None
+    if conn.execute(_ADVANCE_FRONTIER, moving).rowcount != 1:
+        return None
+    conn.execute(_INSERT_EVENTS, rows)
+    return tree
+
+
+@functools.cache
+def _advance_and_insert(count: int) -> Insert:
+    """PostgreSQL: `_ADVANCE_FRONTIER` and the insert of `count` events in one statement; the
+    events are inserted only if the frontier moved; it returns their seqs (none otherwise: the
+    RETURNING of the CTE leaves SQLAlchemy no rowcount to tell)."""
+    moved = _ADVANCE_FRONTIER.returning(audit_log.c.size).cte("moved")
+    columns = list(audit_events.c)
+    rows = [
+        select(*(bindparam(f"{c.name}_{n}", type_=c.type) for c in columns)).where(
+            exists(select(moved.c.size))
+        )
+        for n in range(count)
+    ]
+    source = rows[0] if count == 1 else union_all(*rows)
+    return (
+        insert(audit_events)
+        .from_select([c.name for c in columns], source)
+        .add_cte(moved)
+        .returning(audit_events.c.seq)
     )
-    return (tree, rows) if moved.rowcount == 1 else None
 
 
 def _rows(tree: Frontier, events: list[_Prepared]) -> list[dict[str, Any]]:

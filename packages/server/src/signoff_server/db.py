@@ -90,8 +90,10 @@ def _sqlite_engine(url: str) -> Engine:
     def _on_begin(connection: Connection) -> None:
         # Writers take the write lock up front: a deferred transaction that reads and then
         # writes can deadlock against another one doing the same, and SQLite answers "busy".
-        write = connection.get_execution_options().get("signoff_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get("signoff_single_statement", False):
+            return  # one statement is its own transaction: no BEGIN, and COMMIT is a no-op
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("signoff_write") else "BEGIN")
 
     return engine
 
@@ -245,15 +247,21 @@ class Database:
             run()
 
     @contextmanager
-    def read(self) -> Generator[Connection]:
+    def read(self, *, single_statement: bool = False) -> Generator[Connection]:
         """A read-only transaction.
 
         On PostgreSQL the reads run in autocommit: under READ COMMITTED every statement sees its
         own snapshot anyway, and BEGIN and COMMIT would be two more round trips. On SQLite the
-        transaction keeps one WAL snapshot for every read in the block.
+        transaction keeps one WAL snapshot for every read in the block; with
+        `single_statement` (the block runs one statement, which is consistent on its own) there
+        is no BEGIN and COMMIT around it.
         """
         try:
-            if self.is_sqlite:
+            if self.is_sqlite and single_statement:
+                single = self.engine.connect().execution_options(signoff_single_statement=True)
+                with single as conn:
+                    yield conn
+            elif self.is_sqlite:
                 with self.engine.connect() as conn, conn.begin():
                     yield conn
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "load_row",
     "load_row_with_roles",
     "render",
+    "request_query",
     "routed_roles",
     "row_with_roles_query",
 ]
@@ -185,14 +187,72 @@ def load_row_with_roles(
     return row, set(row.routed or ())
 
 
+def _request_query(*, sqlite: bool) -> Select[Any]:
+    if sqlite:
+        aggregate, build = func.json_group_array, func.json_object
+        arguments: Any = func.json(decisions.c.arguments)  # stored as text: embed it as JSON
+    else:
+        aggregate, build, arguments = func.json_agg, func.json_build_object, decisions.c.arguments
+    fields = [
+        *(("id", decisions.c.id), ("request_id", decisions.c.request_id)),
+        *(("verdict", decisions.c.verdict), ("arguments", arguments)),
+        *(("comment", decisions.c.comment), ("reason_code", decisions.c.reason_code)),
+        *(("decided_by", decisions.c.decided_by), ("role", decisions.c.role)),
+        *(("via", decisions.c.via), ("at", decisions.c.at)),
+    ]
+    decided = (
+        select(aggregate(build(*(part for pair in fields for part in pair)), type_=JSON))
+        .where(decisions.c.request_id == requests.c.id)
+        .scalar_subquery()
+    )
+    roles = (
+        select(aggregate(request_roles.c.role, type_=JSON))
+        .where(request_roles.c.request_id == requests.c.id)
+        .scalar_subquery()
+    )
+    return select(requests, decided.label("decided"), roles.label("routed")).where(
+        requests.c.id == bindparam("id")
+    )
+
+
+_REQUEST_QUERIES = {True: _request_query(sqlite=True), False: _request_query(sqlite=False)}
+
+
+def request_query(conn: Connection) -> Select[Any]:
+    """One request's row with its decisions (`decided`) and routed roles (`routed`) as JSON
+    lists: all that reading a request needs, in one statement."""
+    return _REQUEST_QUERIES[conn.dialect.name == "sqlite"]
+
+
+def _utc(value: str) -> datetime:
+    at = datetime.fromisoformat(value)  # SQLite: "2026-01-01 10:00:00.000001", stored in UTC
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _aggregated_decisions(found: list[dict[str, Any]] | None) -> list[SimpleNamespace]:
+    rows = [SimpleNamespace(**{**d, "at": _utc(d["at"])}) for d in found or ()]
+    rows.sort(key=lambda d: (d.at, d.id))  # the aggregates' own order is unspecified
+    return rows
+
+
 def load_request(
     conn: Connection, principal: Principal | None, request_id: str, *, for_update: bool = False
 ) -> tuple[Row[Any], Request]:
-    """The row and wire model of one request, checked against the caller's visibility."""
-    row = load_row(conn, request_id, for_update=for_update)
+    """The row and wire model of one request, checked against the caller's visibility.
+
+    Without `for_update` this is one statement (`request_query`), so on SQLite it needs no
+    transaction of its own (`Database.read(single_statement=True)`)."""
+    if for_update:
+        row = load_row(conn, request_id, for_update=True)
+        if principal is not None:
+            check_visible(conn, principal, row)
+        return row, render(row, decision_rows(conn, row))
+    row = conn.execute(request_query(conn), {"id": request_id}).first()
+    if row is None:
+        raise NotFound(f"no request {request_id}")
     if principal is not None:
-        check_visible(conn, principal, row)
-    return row, render(row, decision_rows(conn, row))
+        check_visible(conn, principal, row, roles=set(row.routed or ()))
+    return row, render(row, _aggregated_decisions(row.decided))
 
 
 def _decode_cursor(cursor: str) -> str:
