@@ -152,6 +152,16 @@ def test_threshold_quorum_needs_distinct_approvers(world: World) -> None:
         alice.decide(request.id, "approve")
     after_two = bob.decide(request.id, "approve")
     assert after_two.status is Status.APPROVED
+    # Reads (one statement aggregating decisions and roles) give what the decide returned,
+    # decisions in order with their instants, to the agent and to a reviewer of the role.
+    assert [d.decided_by.user for d in after_two.decisions] == [
+        after_one.decisions[0].decided_by.user,
+        after_two.decisions[1].decided_by.user,
+    ]
+    assert after_two.decisions[0].at <= after_two.decisions[1].at
+    assert agent.get_request(request.id) == after_two
+    assert agent.wait(request.id, timeout=1) == after_two
+    assert alice.get_request(request.id) == after_two
     types = [e.type for e in agent.timeline(request.id)]
     assert types.count("request.approval_recorded") == 1
     assert types[-1] == "request.decided"
