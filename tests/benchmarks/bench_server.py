@@ -9,7 +9,8 @@ For each backend it measures, side by side and with the same load:
   approve), `GET /v1/requests/{id}/wait?timeout=5` (answers at once: the request is closed).
 * **floor**: a minimal Starlette app on the same stack (uvicorn with the httptools parser and the
   uvloop loop it picks itself, as `signoff serve` does; one worker; SQLAlchemy with the
-  same driver and the same durability settings; sync database work in the threadpool) that
+  same driver and the same durability settings; sync database work in a threadpool of the
+  same size as signoff's, `DEFAULT_DATABASE_THREADS`) that
   serves the same three paths with the least work one can do for them: insert one row, update
   one row by primary key, read one row by primary key. No auth, no validation, no audit log.
 
@@ -41,8 +42,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ from typing import Any
 import httpx
 import psycopg
 from _report import Figure, record
+from anyio import to_thread
 from psycopg import sql
 from sqlalchemy import (
     JSON,
@@ -67,6 +69,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.pool import NullPool
+
+from signoff_server.settings import DEFAULT_DATABASE_THREADS
 
 TARGET_RATIO = 0.5
 CLIENTS = 16
@@ -196,13 +200,21 @@ def create_floor_app(url: str) -> Any:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # The same pool size as signoff's (`Settings.database_threads`): a smaller pool than
+        # anyio's default of 40 wastes less CPU on handing the GIL over, for either app.
+        to_thread.current_default_thread_limiter().total_tokens = DEFAULT_DATABASE_THREADS
+        yield
+
     return Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/requests", create, methods=["POST"]),
             Route("/v1/requests/{request_id}/decisions", decide, methods=["POST"]),
             Route("/v1/requests/{request_id}/wait", read, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+        ],
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -230,6 +231,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncGenerator[None]:
+        # The pool FastAPI runs sync endpoints (and run_in_threadpool) in: anyio's default.
+        to_thread.current_default_thread_limiter().total_tokens = settings.database_threads
         waiters.bind(asyncio.get_running_loop())
         await run_in_threadpool(callbacks.start)  # first start: creates the signing key file
         inbox.start(asyncio.get_running_loop())

@@ -21,7 +21,7 @@ from signoff_server.identity import create_agent_key, create_token, set_user
 from signoff_server.policy.check import check_command
 from signoff_server.reviewer_cli import register as register_reviewer_commands
 from signoff_server.reviewer_cli import reviewer_settings
-from signoff_server.settings import DEFAULT_DATABASE_URL, Settings
+from signoff_server.settings import DEFAULT_DATABASE_THREADS, DEFAULT_DATABASE_URL, Settings
 
 app = typer.Typer(
     name="signoff",
@@ -173,6 +173,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    database_threads: Annotated[
+        int,
+        typer.Option(
+            envvar="SIGNOFF_DATABASE_THREADS",
+            min=1,
+            help="Threads that run API calls' database work; few is faster (the GIL).",
+        ),
+    ] = DEFAULT_DATABASE_THREADS,
     config: ConfigOption = None,
 ) -> None:
     """Run the signoff server (migrates the database first)."""
@@ -223,6 +231,7 @@ def serve(
         audit_key_file=audit_key,
         audit_origin=audit_origin,
         audit_publish_dir=audit_publish_dir,
+        database_threads=database_threads,
         config_path=config,
     )
     try:
