@@ -80,10 +80,10 @@ def _sqlite_engine(url: str) -> Engine:
         # Let SQLAlchemy, not the driver, say when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        _ensure_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -96,6 +96,27 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("signoff_write") else "BEGIN")
 
     return engine
+
+
+def _ensure_wal(cursor: sqlite3.Cursor, patience: float = 30.0) -> None:
+    """Put the database file in WAL mode (the mode is stored in the file: usually it is already).
+
+    Switching takes a lock SQLite's busy handler does not always wait for: a connection opened
+    while another one closed or checkpointed the log once failed at once with "database is
+    locked" (CI, a test opening its own connection next to a busy server). Retry for as long as
+    the busy timeout would have waited."""
+    deadline = time.monotonic() + patience
+    pause = 0.005
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 _SQLITE_FAULTS = {
