@@ -161,17 +161,22 @@ def load_row(conn: Connection, request_id: str, *, for_update: bool = False) -> 
     return row
 
 
-def row_with_roles_query(*, sqlite: bool) -> Select[Any]:
-    """One request's row locked for update, with its routed roles (incl. roles escalated from)
-    as a JSON list in `routed`: one statement for what deciding needs, instead of two."""
+def _routed_roles(*, sqlite: bool) -> Any:
+    """The request's routed roles (incl. roles escalated from) as a JSON list, for `routed`."""
     aggregate = func.json_group_array if sqlite else func.json_agg
-    roles = (
+    return (
         select(aggregate(request_roles.c.role, type_=JSON))
         .where(request_roles.c.request_id == requests.c.id)
         .scalar_subquery()
+        .label("routed")
     )
+
+
+def row_with_roles_query(*, sqlite: bool) -> Select[Any]:
+    """One request's row locked for update, with its routed roles (incl. roles escalated from)
+    as a JSON list in `routed`: one statement for what deciding needs, instead of two."""
     return (
-        select(requests, roles.label("routed"))
+        select(requests, _routed_roles(sqlite=sqlite))
         .where(requests.c.id == bindparam("id"))
         .with_for_update()
     )
@@ -205,12 +210,7 @@ def _request_query(*, sqlite: bool) -> Select[Any]:
         .where(decisions.c.request_id == requests.c.id)
         .scalar_subquery()
     )
-    roles = (
-        select(aggregate(request_roles.c.role, type_=JSON))
-        .where(request_roles.c.request_id == requests.c.id)
-        .scalar_subquery()
-    )
-    return select(requests, decided.label("decided"), roles.label("routed")).where(
+    return select(requests, decided.label("decided"), _routed_roles(sqlite=sqlite)).where(
         requests.c.id == bindparam("id")
     )
 
