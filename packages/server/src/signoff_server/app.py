@@ -91,7 +91,7 @@ async def _principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    # Async, so a cached principal costs no trip to the threadpool; only a miss reads the store.
+    # Async, so a cached principal costs no trip to the store; only a miss reads it.
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send `Authorization: Bearer <key>`", code="missing_credentials")
     state: _State = request.app.state.signoff
@@ -99,7 +99,7 @@ async def _principal(
     cached = state.principals.get(secret)
     if cached is not None:
         return cached
-    found = await run_in_threadpool(_authenticate, state.db, secret)
+    found = await state.db.run(_authenticate, state.db, secret)
     if found is None:
         bearer_failed(request, secret)  # 429 once this client or key prefix failed too often
         raise Unauthorized("unknown or revoked key", code="invalid_credentials")
@@ -312,10 +312,14 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         responses={200: {"model": RequestModel}, **_ERRORS},
         tags=["requests"],
     )
-    def create_request(body: RequestCreate, caller: Caller) -> Response:
+    async def create_request(body: RequestCreate, caller: Caller) -> Response:
         """Ask for approval of one action. The same idempotency key and body return the same
         request (200); the same key with a different body is a 409."""
-        state.callbacks.check_request(body)
+        if body.callback is not None:  # its allow-list may resolve the host: not on the loop
+            await run_in_threadpool(state.callbacks.check_request, body)
+        return await state.db.run(create, body, caller)
+
+    def create(body: RequestCreate, caller: Principal) -> Response:
         result = lifecycle.create(caller, body)
         if not result.created:
             return _request_response(result.request, 200)
@@ -346,10 +350,13 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         responses=_ERRORS,
         tags=["requests"],
     )
-    def get_request(request_id: str, caller: Caller) -> Response:
+    async def get_request(request_id: str, caller: Caller) -> Response:
         """One request with its decisions, outcome and callback state."""
+        return _request_response(await state.db.run(read_request, caller, request_id))
+
+    def read_request(caller: Principal, request_id: str) -> RequestModel:
         with state.db.read(single_statement=True) as conn:
-            return _request_response(load_request(conn, caller, request_id)[1])
+            return load_request(conn, caller, request_id)[1]
 
     @app.get(
         "/v1/requests/{request_id}/wait",
@@ -367,15 +374,10 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         request still pending."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-
-        def read() -> RequestModel:
-            with state.db.read(single_statement=True) as conn:
-                return load_request(conn, caller, request_id)[1]
-
         with state.waiters.waiting(request_id) as closed:
             while True:
                 closed.clear()  # before the read: a close during the read must still wake us
-                request = await run_in_threadpool(read)
+                request = await state.db.run(read_request, caller, request_id)
                 remaining = deadline - loop.time()
                 if request.status.is_terminal or remaining <= 0:
                     return _request_response(request)
@@ -392,9 +394,9 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         responses=_ERRORS,
         tags=["requests"],
     )
-    def decide(request_id: str, body: DecisionCreate, caller: Caller) -> Response:
+    async def decide(request_id: str, body: DecisionCreate, caller: Caller) -> Response:
         """A reviewer approves, rejects, edits or responds. A closed request is a 409."""
-        return _request_response(lifecycle.decide(caller, request_id, body))
+        return _request_response(await state.db.run(lifecycle.decide, caller, request_id, body))
 
     @app.post(
         "/v1/requests/{request_id}/cancel",
@@ -402,10 +404,10 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         responses=_ERRORS,
         tags=["requests"],
     )
-    def cancel(request_id: str, caller: Caller, body: CancelBody | None = None) -> Response:
+    async def cancel(request_id: str, caller: Caller, body: CancelBody | None = None) -> Response:
         """Withdraw a pending request (its own agent, or an admin)."""
         reason = body.reason if body else None
-        return _request_response(lifecycle.cancel(caller, request_id, reason))
+        return _request_response(await state.db.run(lifecycle.cancel, caller, request_id, reason))
 
     @app.post(
         "/v1/requests/{request_id}/outcome",
@@ -413,9 +415,10 @@ def _add_routes(app: FastAPI, state: _State) -> None:
         responses=_ERRORS,
         tags=["requests"],
     )
-    def outcome(request_id: str, body: OutcomeReport, caller: Caller) -> Response:
+    async def outcome(request_id: str, body: OutcomeReport, caller: Caller) -> Response:
         """The agent reports what it did after the decision (once)."""
-        return _request_response(lifecycle.report_outcome(caller, request_id, body))
+        reported = await state.db.run(lifecycle.report_outcome, caller, request_id, body)
+        return _request_response(reported)
 
     @app.get("/v1/requests/{request_id}/timeline", responses=_ERRORS, tags=["requests"])
     def timeline(request_id: str, caller: Caller) -> list[AuditEvent]:

@@ -39,7 +39,6 @@ from typing import Any, cast
 import rfc8785
 from sqlalchemy import (
     Connection,
-    Engine,
     Insert,
     bindparam,
     exists,
@@ -52,7 +51,7 @@ from sqlalchemy import (
 from signoff.audit import i_json
 from signoff.merkle import Frontier, inclusion_proof, perfect_subtrees, subtree_hash
 from signoff.models import AuditEvent
-from signoff_server.db import AFTER_COMMIT, BEFORE_COMMIT, TRANSACTION_PREFIX
+from signoff_server.db import AFTER_COMMIT, BEFORE_COMMIT, STORE_OPTION, TRANSACTION_PREFIX
 from signoff_server.identity import Principal
 from signoff_server.schema import audit_events, audit_log
 
@@ -241,16 +240,22 @@ _SET_FRONTIER = (
 
 _ADVANCE_FRONTIER = _SET_FRONTIER.where(audit_log.c.size == bindparam("b_was"))
 
-# The frontier as of this process's last committed append, per engine. The log only grows, so
+# The frontier as of this process's last committed append, per store (a `Database`, which its
+# engines share; an engine made elsewhere stands for itself). The log only grows, so
 # its size names its state: `_ADVANCE_FRONTIER` moves the row on only if the size is still the
 # cached one, and that saves reading the row in every audited transaction. When another process
 # or replica appended meanwhile, the update matches nothing and the row is read (and locked).
-_known: weakref.WeakKeyDictionary[Engine, Frontier] = weakref.WeakKeyDictionary()
+_known: weakref.WeakKeyDictionary[object, Frontier] = weakref.WeakKeyDictionary()
+
+
+def _store_of(conn: Connection) -> object:
+    return conn.get_execution_options().get(STORE_OPTION, conn.engine)
 
 
 def _store(conn: Connection, events: list[_Prepared]) -> None:
     committed: list[Any] | None = conn.info.get(AFTER_COMMIT)
-    known = _known.get(conn.engine) if committed is not None else None
+    store = _store_of(conn)
+    known = _known.get(store) if committed is not None else None
     tree = _advance(conn, known, events) if known is not None else None
     if tree is None:  # nothing remembered, or another writer appended meanwhile
         state = conn.execute(_FRONTIER).one()
@@ -260,8 +265,8 @@ def _store(conn: Connection, events: list[_Prepared]) -> None:
         conn.execute(_SET_FRONTIER, {"b_size": tree.size, "b_frontier": frontier})
         conn.execute(_INSERT_EVENTS, rows)
     if committed is not None:
-        engine, appended = conn.engine, tree
-        committed.append(lambda: _known.__setitem__(engine, appended))
+        appended = tree
+        committed.append(lambda: _known.__setitem__(store, appended))
 
 
 def _advance(conn: Connection, known: Frontier, events: list[_Prepared]) -> Frontier | None:

@@ -1,5 +1,13 @@
 """Engines for SQLite (embedded default, WAL) and PostgreSQL, and Alembic migrations.
 
+Work on the request path runs through `Database.run`, which keeps it off the thread pool where
+it can: on SQLite a transaction of one request takes well under a millisecond, and handing it
+to a worker thread and back costs more CPU than the transaction itself (the GIL changes hands
+for every statement). So `run` first tries the work on the event loop, on connections that
+never wait for SQLite's lock; if the lock is taken (a timer or the audit checkpointer in this
+process, the CLI or a second server), that attempt rolls back before anything committed and
+the work runs again in the thread pool, where it waits as long as the busy timeout allows.
+
 Faults of the store itself (a PostgreSQL connection lost or terminated, the server shutting
 down, SQLite's disk full or its lock held too long, the pool exhausted) leave `Database.write()`
 and `read()` as `Unavailable`: a 503 with a JSON error naming the fault (`disk_full`,
@@ -20,8 +28,10 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from alembic import command
@@ -31,6 +41,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
+from starlette.concurrency import run_in_threadpool
 
 from signoff_server.errors import Unavailable
 
@@ -38,6 +49,7 @@ __all__ = [
     "AFTER_COMMIT",
     "APPLICATION_NAME",
     "BEFORE_COMMIT",
+    "STORE_OPTION",
     "TRANSACTION_PREFIX",
     "Database",
     "migrate",
@@ -46,6 +58,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("signoff.db")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 APPLICATION_NAME = "signoff"
 """The `application_name` of the server's PostgreSQL connections (see `pg_stat_activity`)."""
@@ -72,16 +86,34 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+BUSY_TIMEOUT = 30.0
+"""Seconds a SQLite writer waits for the lock (another process's transaction) before a 503."""
+
+
+STORE_OPTION = "signoff_store"
+"""Execution option naming the `Database` a connection belongs to: the same object for each of
+its engines, so that what one engine learned of the store (the audit log's frontier) serves the
+other."""
+
+
+class _Store:
+    """The identity of one `Database`, whichever of its engines a connection came from."""
+
+
+def _sqlite_engine(url: str, store: _Store, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"timeout": busy_timeout, "check_same_thread": False},
+        execution_options={STORE_OPTION: store},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, say when transactions begin (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        _ensure_wal(cursor)
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        _ensure_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -113,10 +145,49 @@ def _ensure_wal(cursor: sqlite3.Cursor, patience: float = 30.0) -> None:
                 cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+            if "locked" not in str(exc) or time.monotonic() + pause >= deadline:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
+
+
+LOOP_LOCK_WAIT = 0.005
+"""Seconds `Database.run`'s attempt on the event loop waits for a write of this process's
+threads to finish, before it runs in the thread pool instead."""
+
+
+class _WouldWait(BaseException):
+    """Raised in `Database.run`'s attempt on the event loop where SQLite would have to wait for
+    its lock. Nothing committed; `run` repeats the work in the thread pool. A BaseException, so
+    that no `except Exception` in the work can take it for an error of its own."""
+
+
+@dataclass
+class _OnLoop:
+    """The state of one `Database.run` attempt on the event loop."""
+
+    committed: bool = False
+
+
+_on_loop: ContextVar[_OnLoop | None] = ContextVar("signoff_db_on_loop", default=None)
+
+
+@contextmanager
+def _releasing(lock: threading.RLock) -> Generator[None]:
+    """For a lock acquired already: release it when the block ends."""
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _is_busy(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", -1) & 0xFF
+    return isinstance(orig, sqlite3.OperationalError) and code in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )
 
 
 _SQLITE_FAULTS = {
@@ -220,16 +291,22 @@ class Database:
         # SQLite's busy handler (backing off to 100 ms) however soon the lock frees. Queueing
         # this process's writers on a lock of our own hands the turn over at once; other
         # processes (the CLI, a second server) still wait on the busy timeout.
-        self._writer = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
+        self._writer_lock = threading.RLock()
+        self._writer = self._writer_lock if self.is_sqlite else contextlib.nullcontext()
+        store = _Store()
         if self.is_sqlite:
-            self.engine = _sqlite_engine(self.url)
+            self.engine = _sqlite_engine(self.url, store)
+            # For `run`'s attempts on the event loop: these connections never wait.
+            self._loop_engine = _sqlite_engine(self.url, store, busy_timeout=0)
         else:
             self.engine = create_engine(
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 connect_args={"application_name": APPLICATION_NAME},
+                execution_options={STORE_OPTION: store},
             )
+            self._loop_engine = self.engine  # `run` uses the thread pool here (see there)
 
     @contextmanager
     def write(self) -> Generator[Connection]:
@@ -240,10 +317,20 @@ class Database:
         `conn.info[AFTER_COMMIT]` (no arguments) run once the commit succeeded.
         """
         committed: list[Callable[[], None]] = []
+        engine, lock = self.engine, self._writer
+        on_loop = _on_loop.get()
+        if on_loop is not None and on_loop.committed:
+            on_loop = None  # a second transaction in one run: it can no longer start over
+        if on_loop is not None:
+            # A thread of ours may be writing: its transaction takes well under a millisecond,
+            # unless it waits for another process's lock; then do not hold the loop up.
+            if not self._writer_lock.acquire(timeout=LOOP_LOCK_WAIT):
+                raise _WouldWait
+            lock, engine = _releasing(self._writer_lock), self._loop_engine
         try:
             with (
-                self._writer,
-                self.engine.connect().execution_options(signoff_write=True) as conn,
+                lock,
+                engine.connect().execution_options(signoff_write=True) as conn,
                 conn.begin(),
             ):
                 hooks: list[Callable[[Connection], None]] = []
@@ -260,10 +347,14 @@ class Database:
                     for key in [k for k in info if str(k).startswith(TRANSACTION_PREFIX)]:
                         del info[key]
         except (DBAPIError, PoolTimeout) as exc:
+            if on_loop is not None and _is_busy(exc):
+                raise _WouldWait from exc
             mapped = unavailable(exc)
             if mapped is None:
                 raise
             raise mapped from exc
+        if on_loop is not None:
+            on_loop.committed = True
         for run in committed:
             run()
 
@@ -277,27 +368,55 @@ class Database:
         `single_statement` (the block runs one statement, which is consistent on its own) there
         is no BEGIN and COMMIT around it.
         """
+        on_loop = _on_loop.get()
+        if on_loop is not None and on_loop.committed:
+            on_loop = None  # after a commit the run can no longer start over: wait if need be
+        engine = self.engine if on_loop is None else self._loop_engine
         try:
             if self.is_sqlite and single_statement:
-                single = self.engine.connect().execution_options(signoff_single_statement=True)
+                single = engine.connect().execution_options(signoff_single_statement=True)
                 with single as conn:
                     yield conn
             elif self.is_sqlite:
-                with self.engine.connect() as conn, conn.begin():
+                with engine.connect() as conn, conn.begin():
                     yield conn
             else:
                 autocommit = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
                 with autocommit as conn:
                     yield conn
         except (DBAPIError, PoolTimeout) as exc:
+            if on_loop is not None and _is_busy(exc):
+                raise _WouldWait from exc
             mapped = unavailable(exc)
             if mapped is None:
                 raise
             raise mapped from exc
 
+    async def run(self, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run `work` (sync code using `write()` and `read()`) for a request being served.
+
+        On SQLite, first on the event loop itself, unless SQLite would have to wait for its
+        lock: then, after that attempt rolled back, in the thread pool (see the module
+        docstring); `work` must be short and must not block otherwise (no network, no sleeps).
+        On PostgreSQL every statement waits for a round trip, so `work` runs in the thread pool.
+        (psycopg's asyncio connections driven from a greenlet on the loop measured no less CPU
+        per request than the threads.)
+        """
+        if self.is_sqlite:
+            token = _on_loop.set(_OnLoop())
+            try:
+                return work(*args, **kwargs)
+            except _WouldWait:
+                pass
+            finally:
+                _on_loop.reset(token)
+        return await run_in_threadpool(work, *args, **kwargs)
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._loop_engine is not self.engine:
+            self._loop_engine.dispose()
 
 
 _MIGRATION_LOCK = 0x5160FF_316A7E  # pg_advisory_xact_lock key: one migrator at a time
