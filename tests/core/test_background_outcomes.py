@@ -146,3 +146,24 @@ def test_a_script_that_exits_right_after_queueing_still_delivers(
     )
     assert done.returncode == 0, done.stderr
     assert posted == ["/v1/requests/req_exit/outcome"]
+
+
+def test_background_reports_ask_for_no_answer_and_take_204_as_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    prefer: list[str | None] = []
+
+    def no_body(request: httpx.Request) -> httpx.Response:
+        prefer.append(request.headers.get("prefer"))
+        return httpx.Response(204, headers={"preference-applied": "return=minimal"})
+
+    with (
+        caplog.at_level(logging.WARNING, logger="signoff"),
+        Client(
+            base_url="http://signoff.test", api_key="sk_x", transport=httpx.MockTransport(no_body)
+        ) as client,
+    ):
+        client.report_outcome_in_background("req_1", "executed")
+        assert client.flush() is True
+    assert prefer == ["return=minimal"]
+    assert not caplog.records  # a 204 is a report sent, not a failure

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 import signoff
@@ -221,3 +222,46 @@ def test_list_filters_and_cursor_pages(world: World) -> None:
     assert every == list(reversed(made))
     only = agent.list_requests(object_type="invoice", object_id="INV-4")
     assert [r.id for r in only.items] == [made[4]]
+
+
+def test_an_outcome_asked_for_with_prefer_minimal_is_an_empty_204(world: World) -> None:
+    """`Prefer: return=minimal` (RFC 7240): the same checks and record, no body; the core
+    client's background reports ask for it."""
+    key = world.agent_key()
+    agent = world.client(key)
+    reviewer = world.client(world.reviewer_token("finance-approver"))
+    minimal = {"Authorization": f"Bearer {key}", "Prefer": "respond-async, return=minimal"}
+    first, second = agent.create_request(invoice()), agent.create_request(invoice())
+    with httpx.Client(base_url=world.url, timeout=30) as http:
+        early = http.post(
+            f"/v1/requests/{first.id}/outcome", json={"status": "executed"}, headers=minimal
+        )
+        assert early.status_code == 409, early.text
+        assert early.json()["error"]["code"] == "request_pending"
+
+        reviewer.decide(first.id, Verdict.APPROVE)
+        reported = http.post(
+            f"/v1/requests/{first.id}/outcome",
+            json={"status": "executed", "detail": "paid"},
+            headers=minimal,
+        )
+        assert reported.status_code == 204, reported.text
+        assert reported.content == b""
+        assert reported.headers["preference-applied"] == "return=minimal"
+
+        again = http.post(
+            f"/v1/requests/{first.id}/outcome", json={"status": "failed"}, headers=minimal
+        )
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["code"] == "outcome_reported"
+    outcome = agent.get_request(first.id).outcome
+    assert outcome is not None
+    assert (outcome.status, outcome.detail) == (OutcomeStatus.EXECUTED, "paid")
+    assert [e.type for e in agent.timeline(first.id)][-1] == "request.outcome_reported"
+
+    reviewer.decide(second.id, Verdict.REJECT)
+    agent.report_outcome_in_background(second.id, OutcomeStatus.SKIPPED, detail="rejected")
+    assert agent.flush(timeout=30)
+    skipped = agent.get_request(second.id).outcome
+    assert skipped is not None
+    assert skipped.status is OutcomeStatus.SKIPPED

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -55,6 +55,11 @@ class _Call:
     json: Any = None
     idempotent: bool = False
     read_timeout: float | None = None
+    headers: dict[str, str] | None = None
+
+
+_NO_ANSWER = {"Prefer": "return=minimal"}
+"""RFC 7240: answer 204 without a body (the outcome endpoint honours it)."""
 
 
 class _BaseClient:
@@ -154,7 +159,8 @@ class _BaseClient:
     # Reading answers ------------------------------------------------------------------------
 
     def _build(self, call: _Call) -> tuple[str, str, dict[str, Any]]:
-        kwargs: dict[str, Any] = {"params": call.params or None, "headers": self._headers}
+        headers = self._headers if call.headers is None else {**self._headers, **call.headers}
+        kwargs: dict[str, Any] = {"params": call.params or None, "headers": headers}
         if call.json is not None:
             kwargs["json"] = call.json
         if call.read_timeout is not None:
@@ -366,10 +372,11 @@ class Client(_BaseClient):
         self, request_id: str, status: OutcomeStatus | str, *, detail: str | None = None
     ) -> None:
         """`report_outcome` without waiting for it: queued, then sent in order by a background
-        thread with the same retries. Never raises: a report that fails is logged, and one the
-        server already has (409) is dropped. `flush()` waits for the queue; `close()` and
-        interpreter exit flush it too."""
-        call = self._outcome_call(request_id, status, detail)
+        thread with the same retries, asking for no answer (`Prefer: return=minimal`). Never
+        raises: a report that fails is logged, and one the server already has (409) is dropped.
+        `flush()` waits for the queue; `close()` and interpreter exit flush it too."""
+        # Nobody reads the answer, so the server need not render one.
+        call = replace(self._outcome_call(request_id, status, detail), headers=_NO_ANSWER)
 
         def send() -> None:
             try:

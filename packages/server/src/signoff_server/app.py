@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -128,6 +128,17 @@ class _State:
 
 _DISCONNECT_CHECK = 1.0
 """Seconds between checks whether a long-polling client is still connected."""
+
+
+_PREFER = "`return=minimal`: answer 204 without a body (RFC 7240)"
+
+
+def _prefers_minimal(prefer: str | None) -> bool:
+    """True if a `Prefer` header (RFC 7240) asks for `return=minimal`."""
+    if not prefer:
+        return False
+    asked = (part.split(";", 1)[0].replace(" ", "").lower() for part in prefer.split(","))
+    return "return=minimal" in asked
 
 
 def _request_response(request: RequestModel, status_code: int = 200) -> Response:
@@ -412,11 +423,21 @@ def _add_routes(app: FastAPI, state: _State) -> None:
     @app.post(
         "/v1/requests/{request_id}/outcome",
         response_model=RequestModel,
-        responses=_ERRORS,
+        responses={204: {"description": "Recorded; asked for with `Prefer: return=minimal`"}}
+        | _ERRORS,
         tags=["requests"],
     )
-    async def outcome(request_id: str, body: OutcomeReport, caller: Caller) -> Response:
-        """The agent reports what it did after the decision (once)."""
+    async def outcome(
+        request_id: str,
+        body: OutcomeReport,
+        caller: Caller,
+        prefer: Annotated[str | None, Header(max_length=1000, description=_PREFER)] = None,
+    ) -> Response:
+        """The agent reports what it did after the decision (once). With `Prefer:
+        return=minimal` the answer is an empty 204 (RFC 7240)."""
+        if _prefers_minimal(prefer):
+            await state.db.run(lifecycle.record_outcome, caller, request_id, body)
+            return Response(status_code=204, headers={"Preference-Applied": "return=minimal"})
         reported = await state.db.run(lifecycle.report_outcome, caller, request_id, body)
         return _request_response(reported)
 

@@ -567,6 +567,18 @@ class Lifecycle:
         self, principal: Principal, request_id: str, report: OutcomeReport
     ) -> Request:
         """The agent reports what it did after the decision; once per request."""
+        request = self._record_outcome(principal, request_id, report, answer=True)
+        assert request is not None
+        return request
+
+    def record_outcome(self, principal: Principal, request_id: str, report: OutcomeReport) -> None:
+        """`report_outcome` for a caller that wants no answer (`Prefer: return=minimal`): the
+        same checks and record, without reading the decisions back to render the request."""
+        self._record_outcome(principal, request_id, report, answer=False)
+
+    def _record_outcome(
+        self, principal: Principal, request_id: str, report: OutcomeReport, *, answer: bool
+    ) -> Request | None:
         if not principal.is_agent or "requests:outcome" not in principal.scopes:
             raise Forbidden("only the request's agent can report its outcome")
         with self.db.write() as conn:
@@ -599,5 +611,7 @@ class Lifecycle:
                 request_id=request_id,
                 data={"status": report.status.value, "detail": report.detail},
             )
+            if not answer:
+                return None
             updated = changed_row(row, outcome=outcome, version=row.version + 1)
             return render(updated, decision_rows(conn, row))
