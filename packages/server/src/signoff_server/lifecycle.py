@@ -87,9 +87,13 @@ _CLOSING_STATUS = {
 }
 
 
-def _body_hash(payload: RequestCreate) -> str:
-    body = payload.model_dump(mode="json", exclude={"idempotency_key"})
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _asked(payload: RequestCreate) -> dict[str, Any]:
+    """The request as the agent asked for it: what is hashed, stored and audited."""
+    return payload.model_dump(mode="json", exclude={"idempotency_key"})
+
+
+def _body_hash(asked: dict[str, Any]) -> str:
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -174,13 +178,14 @@ class Lifecycle:
                 f"this key belongs to agent {principal.id!r}, not {payload.agent.id!r}",
                 code="agent_mismatch",
             )
-        body_hash = _body_hash(payload)
+        asked = _asked(payload)
+        body_hash = _body_hash(asked)
         # Optimistic: insert first, and only when the idempotency key is taken (a retry, a
         # re-run node, or a concurrent create that won) read back the request it names. The
         # common case, a new key, so costs no read transaction before the write.
         try:
             with self.db.write() as conn:
-                request, closed = self._insert(conn, principal, payload, body_hash)
+                request, closed = self._insert(conn, principal, payload, asked, body_hash)
             self._agents.add(principal.id)
         except (_KeyTaken, IntegrityError):
             if payload.idempotency_key is None:
@@ -211,14 +216,18 @@ class Lifecycle:
             return load_request(conn, principal, row.id)[1]
 
     def _insert(
-        self, conn: Connection, principal: Principal, payload: RequestCreate, body_hash: str
+        self,
+        conn: Connection,
+        principal: Principal,
+        payload: RequestCreate,
+        asked: dict[str, Any],
+        body_hash: str,
     ) -> tuple[Request, bool]:
         now = self._now()
         request_id = new_id("req")
         if principal.id not in self._agents:
             conn.execute(self._insert_agent, {"id": principal.id, "created_at": now})
         routing = self.router.route(conn, payload, principal.id, now)
-        asked = payload.model_dump(mode="json", exclude={"idempotency_key"})
         stored = {
             **asked,
             "agent": {**asked["agent"], "id": principal.id},
