@@ -145,3 +145,37 @@ def test_after_a_commit_the_run_is_not_started_over(db: Database, tmp_path: Path
     asyncio.run(db.run(two_writes))
     holders[0].join()
     assert _rows(db) == [1, 2]
+
+
+def test_commits_on_the_loop_leave_the_log_to_keep_wal_short(db: Database, tmp_path: Path) -> None:
+    """SQLite would copy its log into the database file at the commit that passes 1,000 pages,
+    stalling the loop; on the loop it does not, and `keep_wal_short` does it on a thread."""
+    path = tmp_path / "signoff.db"
+    page = "x" * 4000
+
+    def pragma() -> int:
+        with db.read(single_statement=True) as conn:
+            return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+    def write_page(n: int) -> None:
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO runs VALUES (:n, 0)"), {"n": n})
+            conn.execute(text("INSERT INTO pad VALUES (:v)"), {"v": page})
+
+    async def main() -> tuple[int, int, int]:
+        on_loop = await db.run(pragma)
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE pad (v TEXT)"))
+        for n in range(2000):  # about 2,000 pages: twice SQLite's checkpoint threshold
+            await db.run(write_page, n)
+        before = path.stat().st_size
+        keeper = asyncio.create_task(db.keep_wal_short(every=0.01))
+        await asyncio.sleep(0.5)
+        keeper.cancel()
+        return on_loop, before, path.stat().st_size
+
+    on_loop, before, after = asyncio.run(main())
+    assert on_loop == 0
+    assert pragma() == 1000  # the threads' connections keep SQLite's default
+    assert before < 1_000_000  # 8 MB committed, all of it still in the log
+    assert after > 7_000_000  # and then copied into the database file

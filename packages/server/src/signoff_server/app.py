@@ -274,13 +274,15 @@ def create_app(settings: Settings) -> FastAPI:
             )
             listener.start()
         ticking = asyncio.create_task(scheduler.run()) if settings.run_timers else None
+        checkpointing_wal = asyncio.create_task(db.keep_wal_short()) if db.is_sqlite else None
         try:
             yield
         finally:
-            if ticking is not None:
-                ticking.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticking
+            for task in (ticking, checkpointing_wal):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await run_in_threadpool(callbacks.stop)
             await run_in_threadpool(notifications.stop)
             if signing is not None:

@@ -21,6 +21,7 @@ is back (no ping before every checkout: that would cost a round trip per transac
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -100,7 +101,9 @@ class _Store:
     """The identity of one `Database`, whichever of its engines a connection came from."""
 
 
-def _sqlite_engine(url: str, store: _Store, *, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+def _sqlite_engine(
+    url: str, store: _Store, *, busy_timeout: float = BUSY_TIMEOUT, checkpoints: bool = True
+) -> Engine:
     engine = create_engine(
         url,
         connect_args={"timeout": busy_timeout, "check_same_thread": False},
@@ -116,6 +119,8 @@ def _sqlite_engine(url: str, store: _Store, *, busy_timeout: float = BUSY_TIMEOU
         _ensure_wal(cursor, busy_timeout)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if not checkpoints:  # see Database.keep_wal_short
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -150,6 +155,9 @@ def _ensure_wal(cursor: sqlite3.Cursor, patience: float = 30.0) -> None:
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
+
+WAL_CHECKPOINT_SECONDS = 1.0
+"""How often the server checkpoints SQLite's write-ahead log (`Database.keep_wal_short`)."""
 
 LOOP_LOCK_WAIT = 0.005
 """Seconds `Database.run`'s attempt on the event loop waits for a write of this process's
@@ -296,8 +304,9 @@ class Database:
         store = _Store()
         if self.is_sqlite:
             self.engine = _sqlite_engine(self.url, store)
-            # For `run`'s attempts on the event loop: these connections never wait.
-            self._loop_engine = _sqlite_engine(self.url, store, busy_timeout=0)
+            # For `run`'s attempts on the event loop: these connections never wait, and never
+            # copy the log into the database file (see keep_wal_short).
+            self._loop_engine = _sqlite_engine(self.url, store, busy_timeout=0, checkpoints=False)
         else:
             self.engine = create_engine(
                 self.url,
@@ -411,6 +420,25 @@ class Database:
             finally:
                 _on_loop.reset(token)
         return await run_in_threadpool(work, *args, **kwargs)
+
+    async def keep_wal_short(self, every: float = WAL_CHECKPOINT_SECONDS) -> None:
+        """On SQLite, until cancelled: every `every` seconds, copy the write-ahead log into the
+        database file, on a thread. `run`'s connections on the event loop never do it at
+        commit (SQLite's default every 1,000 pages): a checkpoint writes and syncs megabytes,
+        which stalled every call the loop served for up to 20 ms."""
+        while True:
+            await asyncio.sleep(every)
+            await run_in_threadpool(self.checkpoint_wal)
+
+    def checkpoint_wal(self) -> None:
+        """Copy what the write-ahead log holds into the database file, as far as no reader
+        needs it still (SQLite's PASSIVE checkpoint: it waits for nobody)."""
+        try:
+            single = self.engine.connect().execution_options(signoff_single_statement=True)
+            with single as conn:  # no transaction: a checkpoint cannot run inside one
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except DBAPIError as exc:
+            log.warning("could not checkpoint the SQLite log: %s", exc.orig)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
