@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Insert, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -32,7 +32,7 @@ from signoff.models import (
     TimeoutOutcome,
     Verdict,
 )
-from signoff_server import audit, timers
+from signoff_server import audit, merged, timers
 from signoff_server.db import Database
 from signoff_server.errors import Conflict, Forbidden, Invalid
 from signoff_server.identity import Principal
@@ -155,6 +155,11 @@ class Lifecycle:
             if db.is_sqlite
             else _CAS_CLOSE.returning(func.pg_notify(NOTIFY_CHANNEL, requests.c.id))
         )
+        # PostgreSQL: the compare-and-set and the decision it lets through, in one round trip;
+        # the request row and its roles likewise (see merged.py).
+        self._close_and_decide = merged.update_then_decision(self._cas_close)
+        self._bump_and_decide = merged.update_then_decision(_CAS_BUMP.returning(requests.c.id))
+        self._request_with_roles: dict[int, Insert] = {}
 
     def _now(self) -> datetime:
         # In UTC, as the store gives datetimes back: results built in memory then match a re-read.
@@ -264,11 +269,8 @@ class Lifecycle:
             "due_at": due_at,
             "closed_at": None if auto is None else now,
         }
-        if conn.execute(self._insert_request, values).rowcount == 0:
+        if not self._store_request(conn, values, eligible_roles(routing.role, routing.approvals)):
             raise _KeyTaken  # rolls the transaction back; create() answers with the replay
-        roles = eligible_roles(routing.role, routing.approvals)
-        if roles:
-            conn.execute(_INSERT_ROLE, [{"request_id": request_id, "role": r} for r in roles])
         self._audit_created(conn, principal, request_id, asked, routing, now)
         row = SimpleNamespace(**values)  # what a re-read would give
         if auto is not None:
@@ -278,6 +280,22 @@ class Lifecycle:
         request = render(row, [])
         self.router.after_create(conn, request, routing, now)
         return request, False
+
+    def _store_request(self, conn: Connection, values: dict[str, Any], roles: list[str]) -> bool:
+        """Insert the request row and the roles it is routed to; False, with nothing
+        written, if its idempotency key is in use."""
+        if self.db.is_sqlite or not roles:
+            if conn.execute(self._insert_request, values).rowcount == 0:
+                return False
+            if roles:
+                conn.execute(_INSERT_ROLE, [{"request_id": values["id"], "role": r} for r in roles])
+            return True
+        statement = self._request_with_roles.get(len(roles))
+        if statement is None:
+            statement = self._request_with_roles[len(roles)] = merged.request_with_roles(len(roles))
+        params = {merged.REQUEST_PARAM.format(k): v for k, v in values.items()}
+        params.update((merged.ROLE_PARAM.format(n), r) for n, r in enumerate(roles))
+        return bool(conn.execute(statement, params).all())
 
     @staticmethod
     def _audit_created(
@@ -404,7 +422,6 @@ class Lifecycle:
                     code="edit_needs_final_approval",
                 )
             status = _CLOSING_STATUS[decision.verdict] if closing else None
-            self._cas(conn, row, status, now)
             recorded: dict[str, Any] = {
                 "id": new_id("dec"),
                 "request_id": request_id,
@@ -418,7 +435,7 @@ class Lifecycle:
                 "closing": closing,
                 "at": now,
             }
-            conn.execute(_INSERT_DECISION, recorded)
+            self._cas(conn, row, status, now, decision=recorded)
             audit.append(
                 conn,
                 type="request.decided" if closing else "request.approval_recorded",
@@ -484,20 +501,35 @@ class Lifecycle:
                 code="separation_of_duties",
             )
 
-    def _cas(self, conn: Connection, row: Any, status: Status | None, now: datetime) -> None:
+    def _cas(
+        self,
+        conn: Connection,
+        row: Any,
+        status: Status | None,
+        now: datetime,
+        *,
+        decision: dict[str, Any] | None = None,
+    ) -> None:
         """Move the request on from the version in `row`, closing it with `status` (which
-        notifies waiters on other replicas); a Conflict if someone else moved it first."""
+        notifies waiters on other replicas), and record `decision` (a `decisions` row) if
+        given; a Conflict, with nothing written, if someone else moved the request first."""
         params: dict[str, Any] = {
             "b_id": row.id,
             "b_version": row.version,
             "b_next": row.version + 1,
         }
-        if status is None:
-            result = conn.execute(_CAS_BUMP, params)
+        if status is not None:
+            params.update(b_status=status.value, b_at=now)
+        if decision is not None and not self.db.is_sqlite:
+            statement = self._bump_and_decide if status is None else self._close_and_decide
+            params.update((merged.DECISION_PARAM.format(k), v) for k, v in decision.items())
+            moved = len(conn.execute(statement, params).all())
         else:
-            close = {**params, "b_status": status.value, "b_at": now}
-            result = conn.execute(self._cas_close, close)
-        if result.rowcount != 1:
+            moving = _CAS_BUMP if status is None else self._cas_close
+            moved = conn.execute(moving, params).rowcount
+            if moved == 1 and decision is not None:
+                conn.execute(_INSERT_DECISION, decision)
+        if moved != 1:
             raise Conflict(
                 f"{row.id} was changed concurrently; it is no longer open", code="request_closed"
             )
