@@ -69,7 +69,8 @@ def serve(settings_json: str, port: int) -> None:
         state.scheduler.lease = timedelta(seconds=float(lease))
         state.callbacks.delivery.lease = timedelta(seconds=float(lease))
     if page_limit is not None:
-        _limit_pages(app.state.signoff.db.engine, page_limit)
+        for engine in app.state.signoff.db.engines:  # the event loop's too: creates run there
+            _limit_pages(engine, page_limit)
     uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
 
 

@@ -440,11 +440,18 @@ class Database:
         except DBAPIError as exc:
             log.warning("could not checkpoint the SQLite log: %s", exc.orig)
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine of this database: `engine`, and on SQLite the one `run` uses on the
+        event loop (attach connection-level event listeners to each)."""
+        return (
+            (self.engine,) if self._loop_engine is self.engine else (self.engine, self._loop_engine)
+        )
+
     def dispose(self) -> None:
         """Close every pooled connection."""
-        self.engine.dispose()
-        if self._loop_engine is not self.engine:
-            self._loop_engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
 
 
 _MIGRATION_LOCK = 0x5160FF_316A7E  # pg_advisory_xact_lock key: one migrator at a time
