@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -159,7 +159,6 @@ class Lifecycle:
         # the request row and its roles likewise (see merged.py).
         self._close_and_decide = merged.update_then_decision(self._cas_close)
         self._bump_and_decide = merged.update_then_decision(_CAS_BUMP.returning(requests.c.id))
-        self._request_with_roles: dict[int, Insert] = {}
 
     def _now(self) -> datetime:
         # In UTC, as the store gives datetimes back: results built in memory then match a re-read.
@@ -290,9 +289,7 @@ class Lifecycle:
             if roles:
                 conn.execute(_INSERT_ROLE, [{"request_id": values["id"], "role": r} for r in roles])
             return True
-        statement = self._request_with_roles.get(len(roles))
-        if statement is None:
-            statement = self._request_with_roles[len(roles)] = merged.request_with_roles(len(roles))
+        statement = merged.request_with_roles(len(roles))  # built once per count
         params = {merged.REQUEST_PARAM.format(k): v for k, v in values.items()}
         params.update((merged.ROLE_PARAM.format(n), r) for n, r in enumerate(roles))
         return bool(conn.execute(statement, params).all())

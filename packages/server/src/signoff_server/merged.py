@@ -10,6 +10,7 @@ other, in the same transaction.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import (
@@ -48,6 +49,7 @@ def _row_of(table: Table, name: str = "{}") -> dict[str, BindParameter[Any]]:
     return {c.name: bindparam(name.format(c.name), type_=c.type) for c in table.c}
 
 
+@functools.cache
 def request_with_roles(count: int) -> Insert:
     """Insert a request (nothing if its idempotency key is in use) and its `count` routed
     roles; returns the roles inserted, none when the key was in use.
