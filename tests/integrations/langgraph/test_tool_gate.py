@@ -11,6 +11,7 @@ import pytest
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
+from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 from tests.integrations.conformance.suite import ARGS, OTHER
 from tests.integrations.langgraph.agent import (
@@ -178,6 +179,13 @@ def test_a_failing_gated_tool_reports_failed(lab: Lab) -> None:
 def test_gating_a_tool_that_does_not_exist_is_refused(lab: Lab) -> None:
     with pytest.raises(GateError, match="release_paymnet"):
         gate_tools([release_payment], gated=["release_paymnet"], client=lab.client)
+
+
+def test_the_gate_is_a_tool_node_with_the_name_asked_for(lab: Lab) -> None:
+    node = gate_tools([release_payment], gated=["release_payment"], client=lab.client, name="pay")
+    assert isinstance(node, ToolNode), "users reach ToolNode's API (tools_by_name, ...) on it"
+    assert node.get_name() == "pay"
+    assert list(node.tools_by_name) == ["release_payment"]
 
 
 def test_no_thread_id_fails_before_any_request(lab: Lab) -> None:

@@ -24,12 +24,12 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, ensure_config
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt import ToolNode
@@ -395,7 +395,6 @@ class _ToolGate:
     payload: PayloadFormat
     edit_notice: bool
     messages_key: str
-    inner: ToolNode = field(init=False)
 
     def ask(self, call: ToolCall, state: Any, where: Where) -> Ask:
         gate = self.gates[call["name"]]
@@ -444,25 +443,17 @@ class _ToolGate:
         calls = _tool_calls(node_input, self.messages_key)
         return [self.ask(c, state, where) for c in calls if c["name"] in self.gates]
 
-    def run(self, node_input: Any, config: RunnableConfig) -> Any:
+    def decide(self, node_input: Any, config: RunnableConfig) -> dict[str, SignoffDecision]:
+        """The decisions on this step's gated calls (interrupting for those still pending)."""
         where = Where.of(config)
         asks = self._asks(node_input, where)
-        decided = self.keeper.decide(where, asks) if asks else {}
-        token = _DECIDED.set(decided)
-        try:
-            return self.inner.invoke(node_input, config)
-        finally:
-            _DECIDED.reset(token)
+        return self.keeper.decide(where, asks) if asks else {}
 
-    async def arun(self, node_input: Any, config: RunnableConfig) -> Any:
+    async def adecide(self, node_input: Any, config: RunnableConfig) -> dict[str, SignoffDecision]:
+        """`decide` for async graphs."""
         where = Where.of(config)
         asks = self._asks(node_input, where)
-        decided = await self.keeper.adecide(where, asks) if asks else {}
-        token = _DECIDED.set(decided)
-        try:
-            return await self.inner.ainvoke(node_input, config)
-        finally:
-            _DECIDED.reset(token)
+        return await self.keeper.adecide(where, asks) if asks else {}
 
     # Inside the ToolNode, once per tool call ------------------------------------------------
 
@@ -560,6 +551,28 @@ class _ToolGate:
         return self._noted(result, decision)
 
 
+class _GatedToolNode(ToolNode):
+    """A `ToolNode` that first asks signoff about the step's gated calls, then runs the calls
+    with those decisions at hand (`_ToolGate.wrap`). A subclass, not a node around a ToolNode:
+    a nested runnable cost about 0.7 ms a step (bench_langgraph)."""
+
+    gate: _ToolGate
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        token = _DECIDED.set(self.gate.decide(input, ensure_config(config)))
+        try:
+            return super().invoke(input, config, **kwargs)
+        finally:
+            _DECIDED.reset(token)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        token = _DECIDED.set(await self.gate.adecide(input, ensure_config(config)))
+        try:
+            return await super().ainvoke(input, config, **kwargs)
+        finally:
+            _DECIDED.reset(token)
+
+
 def gate_tools(
     tools: Sequence[BaseTool | Callable[..., Any]],
     *,
@@ -575,7 +588,7 @@ def gate_tools(
     messages_key: str = "messages",
     tool_node_options: Mapping[str, Any] | None = None,
     name: str = "tools",
-) -> Runnable[Any, Any]:
+) -> ToolNode:
     """A `ToolNode` for `tools` in which every call of a `gated` tool needs a signoff approval.
 
     `gated` names the gated tools, or maps each to a `ToolGate` (signoff action name, business
@@ -600,14 +613,16 @@ def gate_tools(
         edit_notice=edit_notice,
         messages_key=messages_key,
     )
-    gate.inner = ToolNode(
+    node = _GatedToolNode(
         list(tools),
         wrap_tool_call=gate.wrap,
         awrap_tool_call=gate.awrap,
         messages_key=messages_key,
+        name=name,
         **dict(tool_node_options or {}),
     )
-    unknown = sorted(set(gates) - set(gate.inner.tools_by_name))
+    node.gate = gate
+    unknown = sorted(set(gates) - set(node.tools_by_name))
     if unknown:  # a typo would leave the real tool ungated: refuse instead
         raise GateError(f"gated names no tool of this node: {', '.join(unknown)}")
     if payload not in ("hitl", "agent_inbox"):
@@ -615,4 +630,4 @@ def gate_tools(
     for tool_gate in gates.values():
         for verdict in tool_gate.allowed:
             Verdict(verdict)  # an unknown decision name fails here, not at the first call
-    return RunnableLambda(gate.run, afunc=gate.arun, name=name)
+    return node
