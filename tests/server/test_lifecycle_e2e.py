@@ -149,6 +149,7 @@ def test_threshold_quorum_needs_distinct_approvers(world: World) -> None:
 
     after_one = alice.decide(request.id, "approve")
     assert after_one.status is Status.PENDING
+    assert agent.get_request(request.id) == after_one, "a decision answers what a read gives"
     with pytest.raises(signoff.Conflict):
         alice.decide(request.id, "approve")
     after_two = bob.decide(request.id, "approve")

@@ -47,6 +47,7 @@ from signoff_server.views import (
     load_row,
     load_row_with_roles,
     render,
+    render_decision,
     row_with_roles_query,
 )
 
@@ -448,13 +449,17 @@ class Lifecycle:
                     "arguments": decision.arguments,
                 },
             )
-            changed: dict[str, Any] = {"version": row.version + 1}
+            # What a re-read would render, from the request rendered above (a copy, not a
+            # second validation of the whole stored request).
+            changed: dict[str, Any] = {
+                "decisions": sorted(
+                    [*request.decisions, render_decision(SimpleNamespace(**recorded))],
+                    key=lambda d: (d.at, d.id),
+                )
+            }
             if status is not None:
-                changed.update(status=status.value, closed_at=now)
-            all_decisions = sorted(
-                [*earlier, SimpleNamespace(**recorded)], key=lambda d: (d.at, d.id)
-            )
-            result = render(changed_row(row, **changed), all_decisions)
+                changed.update(status=status, closed_at=now)
+            result = request.model_copy(update=changed)
             if closing:
                 self._closed(conn, result, now)
         if closing:

@@ -26,6 +26,7 @@ __all__ = [
     "load_row",
     "load_row_with_roles",
     "render",
+    "render_decision",
     "request_query",
     "routed_roles",
     "row_with_roles_query",
@@ -56,7 +57,8 @@ class ListFilters:
     object_id: str | None = None
 
 
-def _decision(row: Any) -> Decision:
+def render_decision(row: Any) -> Decision:
+    """The wire model of one decision row (or an object with the same attributes)."""
     return Decision.model_validate(
         {
             "id": row.id,
@@ -92,7 +94,7 @@ def render(row: Any, decision_rows: list[Any]) -> Request:
             "assignees": row.assignees,
             "escalation_level": row.escalation_level,
             "callback_status": row.callback_status,
-            "decisions": [_decision(d) for d in decision_rows],
+            "decisions": [render_decision(d) for d in decision_rows],
             "outcome": Outcome.model_validate(row.outcome) if row.outcome else None,
         }
     )
