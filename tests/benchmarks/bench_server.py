@@ -14,12 +14,17 @@ For each backend it measures, side by side and with the same load:
   signoff's, `DEFAULT_DATABASE_THREADS`, for PostgreSQL) that
   serves the same three paths with the least work one can do for them: insert one row, update
   one row by primary key, read one row by primary key. No auth, no validation, no audit log.
+* **fastapi-floor**: the same floor on FastAPI, the framework signoff's API is built on, with
+  what any FastAPI design of these paths pays at least (FastAPI parses and validates the JSON
+  body, a dependency reads the bearer header). It splits the gap in two: what the framework
+  costs, and what signoff's own work costs. The target is measured against the Starlette
+  floor; the share of the FastAPI floor is reported beside it.
 
 Each server is a separate process (`python bench_server.py --serve …`) on a free loopback port,
 so the load generator (16 threads with httpx clients, in this process) and the server do not
-share a GIL. Both servers of a backend run at once but are loaded in turn: after a warm-up, the
+share a GIL. The servers of a backend run at once but are loaded in turn: after a warm-up, the
 measured seconds are split into alternating slices, so background load on a shared machine falls
-on both alike. Figures are HTTP requests per second, plus the server's CPU time per request
+on all alike. Figures are HTTP requests per second, plus the server's CPU time per request
 (which, unlike rates, hardly depends on how busy the machine is). The target is that signoff
 reaches at least half of the floor's rate; the script exits 1 if it does not on either backend
 (2 if the benchmark itself could not run).
@@ -48,12 +53,14 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import psycopg
 from _report import Figure, record
 from anyio import to_thread
+from fastapi import Body, Depends, FastAPI, Header
+from fastapi.responses import JSONResponse as FastAPIJSONResponse
 from psycopg import sql
 from sqlalchemy import (
     JSON,
@@ -78,6 +85,8 @@ CLIENTS = 16
 REQUESTS_PER_CYCLE = 3
 SLICE_WARMUP = 0.5  # seconds of load before each measured slice (connections, steady state)
 ROLE = "bench-approver"
+FASTAPI_FLOOR = "fastapi-floor"
+APPS = ("signoff", "floor", FASTAPI_FLOOR)
 DEFAULT_PG_ADMIN = os.environ.get(
     "SIGNOFF_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -141,25 +150,25 @@ def floor_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=10)
 
 
-def create_floor_app(url: str) -> Any:
-    """The floor: the same paths as signoff, each doing one primary-key statement."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+class FloorStore:
+    """The floor's database work: one primary-key statement per path, where signoff's
+    `Database.run` puts it (on the event loop for SQLite, in the thread pool for PostgreSQL)."""
 
-    engine = floor_engine(url)
-    on_loop = url.startswith("sqlite")
+    def __init__(self, url: str) -> None:
+        self.engine = floor_engine(url)
+        self.on_loop = url.startswith("sqlite")
 
-    async def run(work: Callable[..., Any], *args: Any) -> Any:
-        # As signoff's `Database.run` does: SQLite's statements take microseconds, less than
-        # the trip to a worker thread and back; PostgreSQL's wait for a round trip.
-        return work(*args) if on_loop else await run_in_threadpool(work, *args)
+    async def run(self, work: Callable[..., Any], *args: Any) -> Any:
+        """As signoff's `Database.run` does: SQLite's statements take microseconds, less than
+        the trip to a worker thread and back; PostgreSQL's wait for a round trip."""
+        from starlette.concurrency import run_in_threadpool
 
-    def insert_item(payload: dict[str, Any]) -> str:
+        return work(*args) if self.on_loop else await run_in_threadpool(work, *args)
+
+    def insert_item(self, payload: dict[str, Any]) -> str:
+        """Insert one row; its id."""
         item_id = uuid.uuid4().hex
-        with engine.connect().execution_options(floor_write=True) as conn, conn.begin():
+        with self.engine.connect().execution_options(floor_write=True) as conn, conn.begin():
             conn.execute(
                 insert(floor_items).values(
                     id=item_id, status="pending", payload=payload, created_at=datetime.now(UTC)
@@ -167,15 +176,17 @@ def create_floor_app(url: str) -> Any:
             )
         return item_id
 
-    def update_item(item_id: str, status: str) -> bool:
-        with engine.connect().execution_options(floor_write=True) as conn, conn.begin():
+    def update_item(self, item_id: str, status: str) -> bool:
+        """Update one row by primary key; whether it existed."""
+        with self.engine.connect().execution_options(floor_write=True) as conn, conn.begin():
             result = conn.execute(
                 update(floor_items).where(floor_items.c.id == item_id).values(status=status)
             )
         return result.rowcount == 1
 
-    def read_item(item_id: str) -> dict[str, Any] | None:
-        with engine.connect() as conn, conn.begin():
+    def read_item(self, item_id: str) -> dict[str, Any] | None:
+        """Read one row by primary key."""
+        with self.engine.connect() as conn, conn.begin():
             row = conn.execute(select(floor_items).where(floor_items.c.id == item_id)).first()
         if row is None:
             return None
@@ -186,20 +197,87 @@ def create_floor_app(url: str) -> Any:
             "created_at": row.created_at.isoformat(),
         }
 
+
+@asynccontextmanager
+async def _floor_lifespan(_: object) -> AsyncIterator[None]:
+    # The same pool size as signoff's (`Settings.database_threads`): a smaller pool than
+    # anyio's default of 40 wastes less CPU on handing the GIL over, for either app.
+    to_thread.current_default_thread_limiter().total_tokens = DEFAULT_DATABASE_THREADS
+    yield
+
+
+def _bearer(authorization: Annotated[str, Header()] = "") -> str:
+    return authorization.removeprefix("Bearer ")
+
+
+def create_fastapi_floor_app(url: str) -> Any:
+    """The floor on FastAPI, the framework signoff is built on: the same three paths and
+    statements as `create_floor_app`, with what any FastAPI design of them pays at least (a
+    JSON body parsed and validated by FastAPI, a bearer header read by a dependency, path
+    parameters), and no more: no auth lookup, no response model."""
+    store = FloorStore(url)
+
+    app = FastAPI(lifespan=_floor_lifespan, openapi_url=None)
+
+    @app.post("/v1/requests", status_code=201)
+    async def create(  # pyright: ignore[reportUnusedFunction]
+        payload: Annotated[dict[str, Any], Body()], _key: Annotated[str, Depends(_bearer)]
+    ) -> FastAPIJSONResponse:
+        item_id = await store.run(store.insert_item, payload)
+        return FastAPIJSONResponse({"id": item_id, "status": "pending"}, status_code=201)
+
+    @app.post("/v1/requests/{request_id}/decisions")
+    async def decide(  # pyright: ignore[reportUnusedFunction]
+        request_id: str,
+        body: Annotated[dict[str, Any], Body()],
+        _key: Annotated[str, Depends(_bearer)],
+    ) -> FastAPIJSONResponse:
+        status = "approved" if body.get("verdict") == "approve" else "rejected"
+        if not await store.run(store.update_item, request_id, status):
+            return FastAPIJSONResponse({"error": "not found"}, status_code=404)
+        return FastAPIJSONResponse({"id": request_id, "status": status})
+
+    @app.get("/v1/requests/{request_id}/wait")
+    async def read(  # pyright: ignore[reportUnusedFunction]
+        request_id: str,
+        _key: Annotated[str, Depends(_bearer)],
+        timeout: float = 30.0,  # noqa: ASYNC109 - parsed like signoff's; the row is closed
+    ) -> FastAPIJSONResponse:
+        item = await store.run(store.read_item, request_id)
+        if item is None:
+            return FastAPIJSONResponse({"error": "not found"}, status_code=404)
+        return FastAPIJSONResponse(item)
+
+    @app.get("/healthz")
+    async def healthz() -> FastAPIJSONResponse:  # pyright: ignore[reportUnusedFunction]
+        return FastAPIJSONResponse({"status": "ok"})
+
+    return app
+
+
+def create_floor_app(url: str) -> Any:
+    """The floor: the same paths as signoff, each doing one primary-key statement."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    store = FloorStore(url)
+
     async def create(request: Request) -> Response:
-        item_id = await run(insert_item, await request.json())
+        item_id = await store.run(store.insert_item, await request.json())
         return JSONResponse({"id": item_id, "status": "pending"}, status_code=201)
 
     async def decide(request: Request) -> Response:
         body = await request.json()
         status = "approved" if body.get("verdict") == "approve" else "rejected"
         item_id = request.path_params["request_id"]
-        if not await run(update_item, item_id, status):
+        if not await store.run(store.update_item, item_id, status):
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse({"id": item_id, "status": status})
 
     async def read(request: Request) -> Response:
-        item = await run(read_item, request.path_params["request_id"])
+        item = await store.run(store.read_item, request.path_params["request_id"])
         if item is None:
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse(item)
@@ -207,15 +285,8 @@ def create_floor_app(url: str) -> Any:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        # The same pool size as signoff's (`Settings.database_threads`): a smaller pool than
-        # anyio's default of 40 wastes less CPU on handing the GIL over, for either app.
-        to_thread.current_default_thread_limiter().total_tokens = DEFAULT_DATABASE_THREADS
-        yield
-
     return Starlette(
-        lifespan=lifespan,
+        lifespan=_floor_lifespan,
         routes=[
             Route("/v1/requests", create, methods=["POST"]),
             Route("/v1/requests/{request_id}/decisions", decide, methods=["POST"]),
@@ -226,11 +297,11 @@ def create_floor_app(url: str) -> Any:
 
 
 def serve(argv: list[str]) -> None:
-    """Server-process entry point: `bench_server.py --serve signoff|floor --url U --port N`."""
+    """Server-process entry point: `bench_server.py --serve APP --url U --port N`."""
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="bench_server.py --serve")
-    parser.add_argument("--serve", choices=["signoff", "floor"], required=True)
+    parser.add_argument("--serve", choices=APPS, required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
@@ -239,6 +310,8 @@ def serve(argv: list[str]) -> None:
         from signoff_server.settings import Settings
 
         app = create_app(Settings(database_url=args.url))
+    elif args.serve == FASTAPI_FLOOR:
+        app = create_fastapi_floor_app(args.url)
     else:
         app = create_floor_app(args.url)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -483,8 +556,8 @@ def measure(
     seconds: float,
     rounds: int,
 ) -> dict[str, Result]:
-    """Warm both servers up, then drive them in alternating slices so that background load on
-    the machine falls on both alike; `seconds` of measurement per server in all."""
+    """Warm every server up, then drive them in alternating slices so that background load on
+    the machine falls on all alike; `seconds` of measurement per server in all."""
     for app, server in servers.items():
         LoadGenerator(server, credentials[app]).run(warmup, 0.0)
     totals = {app: Sample() for app in servers}
@@ -542,38 +615,42 @@ def postgres_database(admin_url: str) -> Iterator[str]:
             )
 
 
-def stores(backend: str, workdir: Path, stack: ExitStack, pg_admin: str) -> tuple[str, str]:
-    """The (signoff, floor) database URLs for `backend`."""
+def stores(backend: str, workdir: Path, stack: ExitStack, pg_admin: str) -> dict[str, str]:
+    """The database URL of each app for `backend`."""
     if backend == "sqlite":
-        return f"sqlite:///{workdir / 'signoff.db'}", f"sqlite:///{workdir / 'floor.db'}"
+        return {app: f"sqlite:///{workdir / f'{app}.db'}" for app in APPS}
     url = stack.enter_context(postgres_database(pg_admin))
-    return url, url  # one database; the floor has a table of its own
+    return dict.fromkeys(APPS, url)  # one database; the floors' table is their own
 
 
 # --- report ---------------------------------------------------------------------------------------
 
 
-def table(results: dict[str, dict[str, Result]], ratios: dict[str, float]) -> str:
-    """The figures as a markdown table."""
+def table(results: dict[str, dict[str, Result]]) -> str:
+    """The figures as a markdown table: each app's rate as a share of each floor's."""
 
     def cpu(value: float | None, unit: str, digits: int) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
     lines = [
         "| backend | app | HTTP req/s | cycles/s | cycle p50 | cycle p95 | server CPU "
-        "| server CPU per req | client CPU | signoff/floor |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU per req | client CPU | / floor | / FastAPI floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for backend, pair in results.items():
-        for app in ("signoff", "floor"):
-            r = pair[app]
-            ratio = f"**{ratios[backend]:.2f}**" if app == "signoff" else ""
+    for backend, by_app in results.items():
+        for app in APPS:
+            r = by_app[app]
+            shares = [r.requests_per_second / by_app[f].requests_per_second for f in APPS[1:]]
+            cells = [
+                f"**{x:.2f}**" if app == "signoff" and f == "floor" else f"{x:.2f}"
+                for x, f in zip(shares, APPS[1:], strict=True)
+            ]
             lines.append(
                 f"| {backend} | {app} | {r.requests_per_second:.0f} | {r.cycles_per_second:.0f} "
                 f"| {r.cycle_p50_ms:.1f} ms | {r.cycle_p95_ms:.1f} ms "
                 f"| {cpu(r.server_cpu_percent, '%', 0)} "
                 f"| {cpu(r.server_cpu_ms_per_request, ' ms', 2)} "
-                f"| {cpu(r.client_cpu_percent, '%', 0)} | {ratio} |"
+                f"| {cpu(r.client_cpu_percent, '%', 0)} | {' | '.join(cells)} |"
             )
     return "\n".join(lines)
 
@@ -585,14 +662,14 @@ def run(args: argparse.Namespace) -> int:
     prepare: dict[str, Callable[[str], Credentials]] = {
         "signoff": prepare_signoff,
         "floor": prepare_floor,
+        FASTAPI_FLOOR: prepare_floor,
     }
     with tempfile.TemporaryDirectory(prefix="signoff-bench-") as tmp:
         for backend in args.backends:
             with ExitStack() as stack:
                 workdir = Path(tmp) / backend
                 workdir.mkdir()
-                signoff_url, floor_url = stores(backend, workdir, stack, args.pg_admin)
-                urls = {"signoff": signoff_url, "floor": floor_url}
+                urls = stores(backend, workdir, stack, args.pg_admin)
                 credentials = {app: prepare[app](url) for app, url in urls.items()}
                 servers = {
                     app: stack.enter_context(running_server(app, url, workdir))
@@ -608,14 +685,18 @@ def run(args: argparse.Namespace) -> int:
                 )
             for app, result in results[backend].items():
                 print(
-                    f"{backend:>8} {app:>7}: {result.requests_per_second:7.0f} HTTP req/s",
+                    f"{backend:>8} {app:>13}: {result.requests_per_second:7.0f} HTTP req/s",
                     file=sys.stderr,
                     flush=True,
                 )
     load_after = os.getloadavg()[0]
     ratios = {
-        backend: pair["signoff"].requests_per_second / pair["floor"].requests_per_second
-        for backend, pair in results.items()
+        backend: by_app["signoff"].requests_per_second / by_app["floor"].requests_per_second
+        for backend, by_app in results.items()
+    }
+    framework_ratios = {
+        backend: by_app["signoff"].requests_per_second / by_app[FASTAPI_FLOOR].requests_per_second
+        for backend, by_app in results.items()
     }
     passed = all(ratio >= TARGET_RATIO for ratio in ratios.values())
     print()
@@ -626,7 +707,7 @@ def run(args: argparse.Namespace) -> int:
         f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and {load_after:.1f} after"
     )
     print()
-    print(table(results, ratios))
+    print(table(results))
     print()
     verdict = "meets" if passed else "MISSES"
     print(f"target: signoff at least {TARGET_RATIO:.0%} of the floor on every backend: {verdict}")
@@ -646,26 +727,28 @@ def run(args: argparse.Namespace) -> int:
             "passed": passed,
             "backends": {
                 backend: {
-                    "signoff": asdict(pair["signoff"]),
-                    "floor": asdict(pair["floor"]),
+                    **{app: asdict(result) for app, result in by_app.items()},
                     "ratio": ratios[backend],
+                    "ratio_to_fastapi_floor": framework_ratios[backend],
                 }
-                for backend, pair in results.items()
+                for backend, by_app in results.items()
             },
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     record(
         Figure(
             figure=f"{backend}: create+decide+wait cycles, {CLIENTS} clients",
-            value=pair["signoff"].requests_per_second,
+            value=by_app["signoff"].requests_per_second,
             unit="HTTP req/s",
             target=f"≥ {TARGET_RATIO:.2f}x floor",
             passed=ratios[backend] >= TARGET_RATIO,
             compared_with="floor: minimal Starlette app, same stack",
-            compared_value=pair["floor"].requests_per_second,
+            compared_value=by_app["floor"].requests_per_second,
             ratio=ratios[backend],
+            note=f"{framework_ratios[backend]:.2f}x the same floor on FastAPI "
+            f"({by_app[FASTAPI_FLOOR].requests_per_second:.0f} HTTP req/s)",
         )
-        for backend, pair in results.items()
+        for backend, by_app in results.items()
     )
     return 0 if passed else 1
 
