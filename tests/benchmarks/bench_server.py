@@ -77,6 +77,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.pool import NullPool
+from starlette.concurrency import run_in_threadpool
 
 from signoff_server.settings import DEFAULT_DATABASE_THREADS
 
@@ -161,8 +162,6 @@ class FloorStore:
     async def run(self, work: Callable[..., Any], *args: Any) -> Any:
         """As signoff's `Database.run` does: SQLite's statements take microseconds, less than
         the trip to a worker thread and back; PostgreSQL's wait for a round trip."""
-        from starlette.concurrency import run_in_threadpool
-
         return work(*args) if self.on_loop else await run_in_threadpool(work, *args)
 
     def insert_item(self, payload: dict[str, Any]) -> str:
