@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select
 
 from signoff_server import merged
 from signoff_server.db import Database
+from signoff_server.identity import set_user
 from signoff_server.lifecycle import _CAS_CLOSE, NOTIFY_CHANNEL  # pyright: ignore[reportPrivateUsage]
 from signoff_server.schema import agents, decisions, request_roles, requests
 
@@ -56,16 +57,24 @@ def _request(key: str) -> dict[str, Any]:
     }
 
 
-def _store(db: Database, values: dict[str, Any], roles: list[str]) -> list[str]:
-    params = {merged.REQUEST_PARAM.format(k): v for k, v in values.items()}
+def _store(
+    db: Database, values: dict[str, Any], roles: list[str], *, members: bool = False
+) -> list[list[str]]:
+    """The assignees the statement returns: one row if it stored the request, none if not."""
+    params = {
+        merged.REQUEST_PARAM.format(k): v
+        for k, v in values.items()
+        if not (members and k == "assignees")
+    }
     params.update((merged.ROLE_PARAM.format(n), r) for n, r in enumerate(roles))
+    statement = merged.request_with_roles(len(roles), members_assigned=members)
     with db.write() as conn:
-        return [r.role for r in conn.execute(merged.request_with_roles(len(roles)), params)]
+        return [r.assignees for r in conn.execute(statement, params)]
 
 
 def test_a_request_and_its_roles_go_in_together_and_a_taken_key_adds_neither(db: Database) -> None:
     first = _request("key-1")
-    assert sorted(_store(db, first, ["finance", "controller"])) == ["controller", "finance"]
+    assert _store(db, first, ["finance", "controller"]) == [["alice@example.com"]]
     again = _request("key-1")  # another id, the same agent and key: a retry
     assert _store(db, again, ["finance", "auditor"]) == []
     with db.read() as conn:
@@ -73,6 +82,25 @@ def test_a_request_and_its_roles_go_in_together_and_a_taken_key_adds_neither(db:
         roles = conn.execute(select(request_roles.c.request_id, request_roles.c.role)).all()
     assert stored == [first["id"]]
     assert sorted(roles) == [(first["id"], "controller"), (first["id"], "finance")]
+
+
+def test_the_assignees_can_be_everyone_holding_the_role_read_in_the_same_statement(
+    db: Database,
+) -> None:
+    with db.write() as conn:
+        set_user(conn, "zoe@example.com", ["finance"])
+        set_user(conn, "bob@example.com", ["finance", "controller"])
+        set_user(conn, "carol@example.com", ["controller"])
+    assert _store(db, _request("key-m1"), ["finance"], members=True) == [
+        ["bob@example.com", "zoe@example.com"]
+    ]
+    nobody = {**_request("key-m2"), "route_role": "treasury"}
+    assert _store(db, nobody, ["treasury"], members=True) == [[]]
+    taken = _request("key-m1")
+    assert _store(db, taken, ["finance"], members=True) == []  # nothing stored, nothing read
+    with db.read() as conn:
+        stored = dict(conn.execute(select(requests.c.idempotency_key, requests.c.assignees)).all())
+    assert stored == {"key-m1": ["bob@example.com", "zoe@example.com"], "key-m2": []}
 
 
 def _decision(request_id: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from signoff_server.db import Database
 from signoff_server.errors import Conflict, Forbidden, Invalid
 from signoff_server.identity import Principal
 from signoff_server.quorum import Approval, eligible_roles, quorum_met, role_to_decide_in
-from signoff_server.routing import RequestRouter, Router, Routing
+from signoff_server.routing import RequestRouter, Router, Routing, members_of
 from signoff_server.schema import agents, decisions, request_roles, requests
 from signoff_server.views import (
     changed_row,
@@ -269,9 +269,12 @@ class Lifecycle:
             "due_at": due_at,
             "closed_at": None if auto is None else now,
         }
-        if not self._store_request(conn, values, eligible_roles(routing.role, routing.approvals)):
+        roles = eligible_roles(routing.role, routing.approvals)
+        assignees = self._store_request(conn, values, roles)
+        if assignees is None:
             raise _KeyTaken  # rolls the transaction back; create() answers with the replay
-        self._audit_created(conn, principal, request_id, asked, routing, now)
+        values["assignees"] = assignees
+        self._audit_created(conn, principal, request_id, asked, routing, assignees, now)
         row = SimpleNamespace(**values)  # what a re-read would give
         if auto is not None:
             return self._auto_decide(conn, row, routing, now), True
@@ -281,19 +284,31 @@ class Lifecycle:
         self.router.after_create(conn, request, routing, now)
         return request, False
 
-    def _store_request(self, conn: Connection, values: dict[str, Any], roles: list[str]) -> bool:
-        """Insert the request row and the roles it is routed to; False, with nothing
-        written, if its idempotency key is in use."""
-        if self.db.is_sqlite or not roles:
+    def _store_request(
+        self, conn: Connection, values: dict[str, Any], roles: list[str]
+    ) -> list[str] | None:
+        """Insert the request row and the roles it is routed to, and return its assignees
+        (everyone holding its route role where `values["assignees"]` is None); None, with
+        nothing written, if its idempotency key is in use."""
+        members = values["assignees"] is None
+        if self.db.is_sqlite:
+            if members:
+                values = {**values, "assignees": members_of(conn, values["route_role"])}
             if conn.execute(self._insert_request, values).rowcount == 0:
-                return False
+                return None
             if roles:
                 conn.execute(_INSERT_ROLE, [{"request_id": values["id"], "role": r} for r in roles])
-            return True
-        statement = merged.request_with_roles(len(roles))  # built once per count
-        params = {merged.REQUEST_PARAM.format(k): v for k, v in values.items()}
+            return values["assignees"]
+        # One round trip: the request, its roles and (if asked) its assignees.
+        statement = merged.request_with_roles(len(roles), members_assigned=members)
+        params = {
+            merged.REQUEST_PARAM.format(k): v
+            for k, v in values.items()
+            if not (members and k == "assignees")
+        }
         params.update((merged.ROLE_PARAM.format(n), r) for n, r in enumerate(roles))
-        return bool(conn.execute(statement, params).all())
+        stored = conn.execute(statement, params).first()
+        return None if stored is None else list(stored.assignees)
 
     @staticmethod
     def _audit_created(
@@ -302,6 +317,7 @@ class Lifecycle:
         request_id: str,
         asked: dict[str, Any],
         routing: Routing,
+        assignees: list[str],
         now: datetime,
     ) -> None:
         audit.append(
@@ -326,7 +342,7 @@ class Lifecycle:
             request_id=request_id,
             data={
                 "role": routing.role,
-                "assignees": routing.assignees,
+                "assignees": assignees,
                 "risk": routing.risk.value,
                 "sla": routing.sla,
                 "on_timeout": routing.on_timeout.value,

@@ -1,4 +1,4 @@
-"""PostgreSQL: two dependent writes of the lifecycle in one statement, one round trip less.
+"""PostgreSQL: dependent writes (and reads) of the lifecycle in one statement, round trips less.
 
 Each statement is a data-modifying CTE. The first write runs in the CTE; the second inserts
 one row per row the first returned, so when the first matched nothing (an idempotency key in
@@ -14,19 +14,22 @@ import functools
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     Insert,
+    Select,
     String,
     Table,
     Update,
     bindparam,
+    func,
     insert,
+    literal_column,
     select,
     union_all,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from signoff_server.schema import decisions, request_roles, requests
+from signoff_server.schema import decisions, request_roles, requests, user_roles
 
 __all__ = [
     "DECISION_PARAM",
@@ -45,34 +48,47 @@ DECISION_PARAM = "d_{}"
 own name would also set that column in the compare-and-set's UPDATE)."""
 
 
-def _row_of(table: Table, name: str = "{}") -> dict[str, BindParameter[Any]]:
+def _row_of(table: Table, name: str = "{}") -> dict[str, Any]:
     return {c.name: bindparam(name.format(c.name), type_=c.type) for c in table.c}
 
 
 @functools.cache
-def request_with_roles(count: int) -> Insert:
+def request_with_roles(count: int, *, members_assigned: bool = False) -> Select[tuple[Any]]:
     """Insert a request (nothing if its idempotency key is in use) and its `count` routed
-    roles; returns the roles inserted, none when the key was in use.
+    roles; returns the stored request's assignees (one row), no row when the key was in use.
 
-    Parameters: every `requests` column as `REQUEST_PARAM`, the roles as `ROLE_PARAM`."""
-    if count < 1:
-        raise ValueError("a request is routed to at least one role")
+    With `members_assigned` the assignees are everyone holding the request's route role, read
+    in this statement (ordered by email) instead of a round trip before it.
+
+    Parameters: every `requests` column as `REQUEST_PARAM` (but `assignees` when
+    `members_assigned`), the roles as `ROLE_PARAM`."""
+    row = _row_of(requests, REQUEST_PARAM)
+    if members_assigned:
+        emails = func.json_agg(aggregate_order_by(user_roles.c.email, user_roles.c.email))
+        row["assignees"] = (
+            select(func.coalesce(emails, literal_column("'[]'::json")))
+            .where(user_roles.c.role == row["route_role"])
+            .scalar_subquery()
+        )
     stored = (
         postgresql.insert(requests)
-        .values(_row_of(requests, REQUEST_PARAM))
+        .values(row)
         .on_conflict_do_nothing()
-        .returning(requests.c.id)
+        .returning(requests.c.id, requests.c.assignees)
         .cte("stored")
     )
+    answer = select(stored.c.assignees).add_cte(stored)
+    if count < 1:
+        return answer
     rows = [
         select(stored.c.id, bindparam(ROLE_PARAM.format(n), type_=String())) for n in range(count)
     ]
-    return (
+    routed = (
         insert(request_roles)
         .from_select(["request_id", "role"], rows[0] if count == 1 else union_all(*rows))
-        .add_cte(stored)
-        .returning(request_roles.c.role)
+        .cte("routed")
     )
+    return answer.add_cte(routed)  # a data-modifying CTE runs whether or not it is read
 
 
 def update_then_decision(moving: Update) -> Insert:

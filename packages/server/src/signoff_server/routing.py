@@ -26,7 +26,7 @@ from signoff.models import (
 )
 from signoff_server.schema import user_roles
 
-__all__ = ["DEFAULT_ROLE", "RequestRouter", "Router", "Routing"]
+__all__ = ["DEFAULT_ROLE", "RequestRouter", "Router", "Routing", "members_of"]
 
 DEFAULT_ROLE = "default"
 
@@ -42,7 +42,9 @@ class Routing:
     approvals: Approvals
     allowed: list[Verdict]
     comment_required: CommentRequired
-    assignees: list[str]
+    assignees: list[str] | None
+    """Who is assigned; None: everyone holding `role` when the request is stored (the
+    lifecycle reads them in the statement that stores it, on PostgreSQL one round trip less)."""
     policy: PolicyRef | None = None
     auto: Verdict | None = None
     """`approve` or `reject` to decide at once, recorded as a decision `via: policy`."""
@@ -82,7 +84,8 @@ class RequestRouter:
     def route(
         self, conn: Connection, payload: RequestCreate, agent_id: str, now: datetime
     ) -> Routing:
-        """The caller's own settings; everyone holding the role is assigned."""
+        """The caller's own settings; everyone holding the role is assigned (`assignees`
+        None: the lifecycle reads them as it stores the request)."""
         role = payload.route.role if payload.route else DEFAULT_ROLE
         return Routing(
             role=role,
@@ -92,7 +95,7 @@ class RequestRouter:
             approvals=payload.approvals,
             allowed=list(payload.allowed),
             comment_required=payload.comment_required,
-            assignees=members_of(conn, role),
+            assignees=None,
         )
 
     def after_create(
