@@ -6,13 +6,15 @@ time) then fires whatever became due. Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import pytest
@@ -107,8 +109,13 @@ class PolicyWorld:
 @contextmanager
 def serve(store_url: str, config: Path, start: datetime = MONDAY) -> Iterator[PolicyWorld]:
     clock = ManualClock(start)
+    keys = Path(tempfile.mkdtemp(prefix="signoff-keys-"))
     settings = Settings(
-        database_url=store_url, timer_interval=0.05, config_path=str(config), clock=clock
+        database_url=store_url,
+        timer_interval=0.05,
+        config_path=str(config),
+        clock=clock,
+        **_key_files(keys),
     )
     db = Database(store_url)
     clients: list[Client] = []
@@ -122,6 +129,23 @@ def serve(store_url: str, config: Path, start: datetime = MONDAY) -> Iterator[Po
                     client.close()
     finally:
         db.dispose()
+        shutil.rmtree(keys, ignore_errors=True)
+
+
+class _KeyFiles(TypedDict):
+    audit_key_file: str
+    webhook_keys_path: str
+    secret_key_file: str
+
+
+def _key_files(directory: Path) -> _KeyFiles:
+    """Settings that keep the server's key files in `directory`: on PostgreSQL their default
+    place is the working directory, which would be the checkout."""
+    return {
+        "audit_key_file": str(directory / "audit.key"),
+        "webhook_keys_path": str(directory / "webhook-keys.json"),
+        "secret_key_file": str(directory / "secret.key"),
+    }
 
 
 @pytest.fixture
@@ -425,8 +449,8 @@ def test_gap_escalates_at_once(store_url: str, tmp_path: Path) -> None:
         assert alice.decide(request.id, "approve").status is Status.PENDING
 
 
-def test_server_without_policy_file_has_no_control_map(store_url: str) -> None:
-    settings = Settings(database_url=store_url, timer_interval=0.1)
+def test_server_without_policy_file_has_no_control_map(store_url: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=store_url, timer_interval=0.1, **_key_files(tmp_path))
     db = Database(store_url)
     try:
         with ServerThread(settings) as server:
@@ -441,10 +465,14 @@ def test_server_without_policy_file_has_no_control_map(store_url: str) -> None:
         db.dispose()
 
 
-def test_two_replicas_share_the_timers_and_fire_each_once(store_url: str) -> None:
+def test_two_replicas_share_the_timers_and_fire_each_once(store_url: str, tmp_path: Path) -> None:
     clock = ManualClock(MONDAY)
     settings = Settings(
-        database_url=store_url, timer_interval=0.02, config_path=str(DEMO), clock=clock
+        database_url=store_url,
+        timer_interval=0.02,
+        config_path=str(DEMO),
+        clock=clock,
+        **_key_files(tmp_path),  # one set of keys, as replicas share
     )
     db = Database(store_url)
     try:
