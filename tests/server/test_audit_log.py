@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 from psycopg import sql
-from sqlalchemy import JSON, column, create_engine, insert, select, table, text
+from sqlalchemy import JSON, Insert, column, create_engine, insert, select, table, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -28,7 +29,13 @@ from signoff.merkle import leaf_hash, root_from_leaves, verify_consistency
 from signoff_server import audit
 from signoff_server.checkpoints import Checkpointer, load_or_create_key
 from signoff_server.db import Database, migrate, normalize_url
-from signoff_server.schema import UTCDateTime, audit_checkpoints, audit_events, audit_log
+from signoff_server.schema import (
+    UTCDateTime,
+    agents,
+    audit_checkpoints,
+    audit_events,
+    audit_log,
+)
 
 from .conftest import _pg_admin, _pg_url  # pyright: ignore[reportPrivateUsage]
 
@@ -155,6 +162,61 @@ def test_two_replicas_appending_in_turn_and_at_once_stay_gap_free(store_url: str
     finally:
         for db in replicas:
             db.dispose()
+
+
+def _new_agent(db: Database, agent_id: str) -> Insert:
+    """A write that happens (returns its row) unless the agent exists already."""
+    dialect = sqlite if db.is_sqlite else postgresql
+    add = dialect.insert(agents).values(id=agent_id, created_at=NOW)
+    return add.on_conflict_do_nothing().returning(agents.c.id)
+
+
+def _types(db: Database) -> list[str]:
+    with db.read() as conn:
+        return list(
+            conn.execute(select(audit_events.c.type).order_by(audit_events.c.seq)).scalars()
+        )
+
+
+def _write_that_did_not_happen(db: Database) -> None:
+    with db.write() as conn:  # as a lost compare-and-set does
+        audit.append(conn, type="not-written", actor="system", at=NOW)
+        assert audit.execute_with_events(conn, _new_agent(db, "agent-1"), {}) == 0
+        raise LookupError("the write did not happen: the change is rolled back")
+
+
+def test_a_write_carries_the_queued_events_only_if_it_happened(store_url: str) -> None:
+    """`execute_with_events`: on PostgreSQL the write and the events queued before it go in one
+    statement; a write that did not happen appends nothing; events queued after it (a close
+    hook's) follow it; a replica's append in between leaves the events to the commit."""
+    db, replica = Database(store_url), Database(store_url)
+    try:
+        _append(db, 0)  # this process now knows the log's frontier
+        with db.write() as conn:
+            audit.append(conn, type="carried", actor="system", at=NOW)
+            assert audit.execute_with_events(conn, _new_agent(db, "agent-1"), {}) == 1
+            written = conn.execute(select(audit_events.c.type)).scalars().all()
+            # PostgreSQL wrote the event with the write; SQLite queues it for the commit
+            assert ("carried" in written) is (not db.is_sqlite)
+            audit.append(conn, type="after", actor="system", at=NOW)
+        assert _types(db) == ["test.event", "carried", "after"]
+        _check_tree(db)
+
+        with pytest.raises(LookupError):
+            _write_that_did_not_happen(db)
+        assert _types(db) == ["test.event", "carried", "after"]
+
+        _append(replica, 1)  # what `db` remembers of the log is stale now
+        with db.write() as conn:
+            audit.append(conn, type="late", actor="system", at=NOW)
+            assert audit.execute_with_events(conn, _new_agent(db, "agent-2"), {}) == 1
+        assert _types(db) == ["test.event", "carried", "after", "test.event", "late"]
+        _check_tree(db)
+        with db.read() as conn:
+            assert set(conn.execute(select(agents.c.id)).scalars()) == {"agent-1", "agent-2"}
+    finally:
+        db.dispose()
+        replica.dispose()
 
 
 @pytest.mark.parametrize("table", ["audit_events", "audit_checkpoints"])

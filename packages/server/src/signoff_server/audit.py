@@ -14,7 +14,10 @@ lock is held only from that point to the commit, appends of concurrent transacti
 interleaved, and a transaction that rolls back leaves no trace (and no gap). A process that
 remembers the frontier of its own last commit skips the read: `UPDATE … WHERE size = <the
 remembered size>` moves the row on and locks it, and only when another writer came between
-(the update matches nothing) is the row read.
+(the update matches nothing) is the row read. On PostgreSQL a transaction's last write can carry
+the events queued before it (`execute_with_events`, e.g. a decision's compare-and-set): that
+same advance and insert then run in the write's statement, only if the write happened, and the
+lock is held from that statement to the commit.
 
 Queued events are not visible to plain SELECTs on `audit_events` before that point; `timeline`
 flushes the queue first, and `flush(conn)` does so on demand. A connection that did not come from
@@ -38,10 +41,15 @@ from typing import Any, cast
 
 import rfc8785
 from sqlalchemy import (
+    CTE,
     Connection,
     Insert,
+    Select,
+    Selectable,
+    Update,
     bindparam,
     exists,
+    func,
     insert,
     select,
     union_all,
@@ -64,6 +72,7 @@ __all__ = [
     "encode_entry",
     "entries",
     "entry_matches_row",
+    "execute_with_events",
     "flush",
     "frontier",
     "frontier_at",
@@ -252,10 +261,28 @@ def _store_of(conn: Connection) -> object:
     return conn.get_execution_options().get(STORE_OPTION, conn.engine)
 
 
+_TREE = TRANSACTION_PREFIX + "audit_tree"
+
+
+def _frontier_known(conn: Connection) -> Frontier | None:
+    """The frontier to append to without reading the row: this transaction's own appends so
+    far (it holds the row's lock since the first), else this process's last commit."""
+    own: Frontier | None = conn.info.get(_TREE)
+    return own if own is not None else _known.get(_store_of(conn))
+
+
+def _remember(conn: Connection, tree: Frontier, committed: list[Any] | None) -> None:
+    """`tree` is the log's frontier in this transaction, and once it commits, the store's."""
+    if committed is None:
+        return
+    conn.info[_TREE] = tree
+    store = _store_of(conn)
+    committed.append(lambda: _known.__setitem__(store, tree))
+
+
 def _store(conn: Connection, events: list[_Prepared]) -> None:
     committed: list[Any] | None = conn.info.get(AFTER_COMMIT)
-    store = _store_of(conn)
-    known = _known.get(store) if committed is not None else None
+    known = _frontier_known(conn) if committed is not None else None
     tree = _advance(conn, known, events) if known is not None else None
     if tree is None:  # nothing remembered, or another writer appended meanwhile
         state = conn.execute(_FRONTIER).one()
@@ -264,9 +291,7 @@ def _store(conn: Connection, events: list[_Prepared]) -> None:
         frontier = [h.hex() for h in tree.hashes]
         conn.execute(_SET_FRONTIER, {"b_size": tree.size, "b_frontier": frontier})
         conn.execute(_INSERT_EVENTS, rows)
-    if committed is not None:
-        appended = tree
-        committed.append(lambda: _known.__setitem__(store, appended))
+    _remember(conn, tree, committed)
 
 
 def _advance(conn: Connection, known: Frontier, events: list[_Prepared]) -> Frontier | None:
@@ -288,12 +313,8 @@ def _advance(conn: Connection, known: Frontier, events: list[_Prepared]) -> Fron
     return tree
 
 
-@functools.cache
-def _advance_and_insert(count: int) -> Insert:
-    """PostgreSQL: `_ADVANCE_FRONTIER` and the insert of `count` events in one statement; the
-    events are inserted only if the frontier moved; it returns their seqs (none otherwise: the
-    RETURNING of the CTE leaves SQLAlchemy no rowcount to tell)."""
-    moved = _ADVANCE_FRONTIER.returning(audit_log.c.size).cte("moved")
+def _event_rows(moved: CTE, count: int) -> Selectable:
+    """The `count` events' parameters as rows, present only if `moved` returned a row."""
     columns = list(audit_events.c)
     rows = [
         select(*(bindparam(f"{c.name}_{n}", type_=c.type) for c in columns)).where(
@@ -301,13 +322,70 @@ def _advance_and_insert(count: int) -> Insert:
         )
         for n in range(count)
     ]
-    source = rows[0] if count == 1 else union_all(*rows)
+    return rows[0] if count == 1 else union_all(*rows)
+
+
+@functools.cache
+def _advance_and_insert(count: int) -> Insert:
+    """PostgreSQL: `_ADVANCE_FRONTIER` and the insert of `count` events in one statement; the
+    events are inserted only if the frontier moved; it returns their seqs (none otherwise: the
+    RETURNING of the CTE leaves SQLAlchemy no rowcount to tell)."""
+    moved = _ADVANCE_FRONTIER.returning(audit_log.c.size).cte("moved")
     return (
         insert(audit_events)
-        .from_select([c.name for c in columns], source)
+        .from_select([c.name for c in audit_events.c], _event_rows(moved, count))
         .add_cte(moved)
         .returning(audit_events.c.seq)
     )
+
+
+def execute_with_events(
+    conn: Connection, statement: Insert | Update, params: Mapping[str, Any]
+) -> int:
+    """Run `statement` (a write whose RETURNING rows say whether it happened) and answer how
+    many rows it returned; on PostgreSQL the events queued in this transaction are appended in
+    the same statement, one round trip instead of two, if the write happened.
+
+    Where that cannot be done (SQLite, a connection not from `Database.write`, a frontier
+    this process does not know or that another writer moved on, no queued events) the events
+    stay queued and are written before the commit as usual. The audit_log row is locked from
+    this statement to the commit: call it for the transaction's last write."""
+    pending: list[_Prepared] | None = conn.info.get(_PENDING)
+    committed: list[Any] | None = conn.info.get(AFTER_COMMIT)
+    known = _frontier_known(conn) if committed is not None else None
+    if not pending or known is None or conn.dialect.name != "postgresql":
+        return len(conn.execute(statement, params).all())
+    tree = known.copy()
+    rows = _rows(tree, pending)
+    numbered = {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
+    frontier = [h.hex() for h in tree.hashes]
+    moving = {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
+    answer = conn.execute(_with_events(statement, len(rows)), {**params, **moving, **numbered})
+    written = answer.all()
+    if written and getattr(written[0], _LOGGED) == len(rows):
+        del conn.info[_PENDING]
+        _remember(conn, tree, committed)
+    return len(written)
+
+
+_LOGGED = "audit_logged"
+
+
+@functools.cache
+def _with_events(statement: Insert | Update, count: int) -> Select[Any]:
+    """`statement` and, if it returned a row, `_ADVANCE_FRONTIER` and the insert of `count`
+    events, as one statement: its rows are `statement`'s, plus how many events it logged."""
+    written = statement.cte("audited_write")
+    happened = exists().select_from(written)
+    moved = _ADVANCE_FRONTIER.where(happened).returning(audit_log.c.size).cte("audit_moved")
+    logged = (
+        insert(audit_events)
+        .from_select([c.name for c in audit_events.c], _event_rows(moved, count))
+        .returning(audit_events.c.seq)
+        .cte("audit_logged")
+    )
+    how_many = select(func.count()).select_from(logged).scalar_subquery().label(_LOGGED)
+    return select(written, how_many)
 
 
 def _rows(tree: Frontier, events: list[_Prepared]) -> list[dict[str, Any]]:

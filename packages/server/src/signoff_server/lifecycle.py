@@ -449,8 +449,7 @@ class Lifecycle:
                 "closing": closing,
                 "at": now,
             }
-            self._cas(conn, row, status, now, decision=recorded)
-            audit.append(
+            audit.append(  # queued first: on PostgreSQL the compare-and-set writes it too
                 conn,
                 type="request.decided" if closing else "request.approval_recorded",
                 actor=f"user:{principal.id}",
@@ -465,6 +464,7 @@ class Lifecycle:
                     "arguments": decision.arguments,
                 },
             )
+            self._cas(conn, row, status, now, decision=recorded)
             # What a re-read would render, from the request rendered above (a copy, not a
             # second validation of the whole stored request).
             changed: dict[str, Any] = {
@@ -541,7 +541,8 @@ class Lifecycle:
         if decision is not None and not self.db.is_sqlite:
             statement = self._bump_and_decide if status is None else self._close_and_decide
             params.update((merged.DECISION_PARAM.format(k), v) for k, v in decision.items())
-            moved = len(conn.execute(statement, params).all())
+            # The events queued so far go into the same statement (one round trip less).
+            moved = audit.execute_with_events(conn, statement, params)
         else:
             moving = _CAS_BUMP if status is None else self._cas_close
             moved = conn.execute(moving, params).rowcount
