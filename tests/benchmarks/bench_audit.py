@@ -118,6 +118,7 @@ def serve(argv: list[str]) -> None:
         database_url=args.url,
         audit_key_file=str(Path(args.dir) / f"audit-{args.serve}.key"),
         webhook_keys_path=str(Path(args.dir) / f"webhooks-{args.serve}.json"),
+        secret_key_file=str(Path(args.dir) / f"secret-{args.serve}.key"),
         run_checkpoints=args.serve == "log",
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")

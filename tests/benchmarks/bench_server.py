@@ -303,12 +303,21 @@ def serve(argv: list[str]) -> None:
     parser.add_argument("--serve", choices=APPS, required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--keys", type=Path, required=True, help="where signoff's key files go")
     args = parser.parse_args(argv)
     if args.serve == "signoff":
         from signoff_server.app import create_app
         from signoff_server.settings import Settings
 
-        app = create_app(Settings(database_url=args.url))
+        # On PostgreSQL the key files' default place is the working directory.
+        keys: Path = args.keys
+        settings = Settings(
+            database_url=args.url,
+            audit_key_file=str(keys / "audit.key"),
+            webhook_keys_path=str(keys / "webhook-keys.json"),
+            secret_key_file=str(keys / "secret.key"),
+        )
+        app = create_app(settings)
     elif args.serve == FASTAPI_FLOOR:
         app = create_fastapi_floor_app(args.url)
     else:
@@ -359,6 +368,8 @@ def running_server(app: str, db_url: str, workdir: Path) -> Iterator[Server]:
         db_url,
         "--port",
         str(port),
+        "--keys",
+        str(workdir),
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
