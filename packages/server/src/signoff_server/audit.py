@@ -297,20 +297,32 @@ def _store(conn: Connection, events: list[_Prepared]) -> None:
 def _advance(conn: Connection, known: Frontier, events: list[_Prepared]) -> Frontier | None:
     """Append `events` to the remembered frontier (the row moved on, the events stored); None,
     with nothing written, if the stored log is not at that size any more."""
-    tree = known.copy()
-    rows = _rows(tree, events)
-    frontier = [h.hex() for h in tree.hashes]
-    moving = {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
+    tree, rows, moving = _appended(known, events)
     if conn.dialect.name == "postgresql":
         # One round trip instead of two: the audit_log row is locked from this statement to
         # COMMIT, and every audited transaction of every replica queues on that lock.
-        numbered = {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
-        inserted = conn.execute(_advance_and_insert(len(rows)), moving | numbered).all()
+        inserted = conn.execute(_advance_and_insert(len(rows)), moving | _numbered(rows)).all()
         return tree if len(inserted) == len(rows) else None
     if conn.execute(_ADVANCE_FRONTIER, moving).rowcount != 1:
         return None
     conn.execute(_INSERT_EVENTS, rows)
     return tree
+
+
+def _appended(
+    known: Frontier, events: list[_Prepared]
+) -> tuple[Frontier, list[dict[str, Any]], dict[str, Any]]:
+    """`events` appended to `known`: the new frontier, the events' rows, and the parameters
+    of `_ADVANCE_FRONTIER` that move the stored row from `known` to it."""
+    tree = known.copy()
+    rows = _rows(tree, events)
+    frontier = [h.hex() for h in tree.hashes]
+    return tree, rows, {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
+
+
+def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows as the parameters of `_event_rows` (`<column>_<n>`)."""
+    return {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
 
 
 def _event_rows(moved: CTE, count: int) -> Selectable:
@@ -355,12 +367,9 @@ def execute_with_events(
     known = _frontier_known(conn) if committed is not None else None
     if not pending or known is None or conn.dialect.name != "postgresql":
         return len(conn.execute(statement, params).all())
-    tree = known.copy()
-    rows = _rows(tree, pending)
-    numbered = {f"{key}_{n}": value for n, row in enumerate(rows) for key, value in row.items()}
-    frontier = [h.hex() for h in tree.hashes]
-    moving = {"b_size": tree.size, "b_frontier": frontier, "b_was": known.size}
-    answer = conn.execute(_with_events(statement, len(rows)), {**params, **moving, **numbered})
+    tree, rows, moving = _appended(known, pending)
+    statement_with_events = _with_events(statement, len(rows))
+    answer = conn.execute(statement_with_events, {**params, **moving, **_numbered(rows)})
     written = answer.all()
     if written and getattr(written[0], _LOGGED) == len(rows):
         del conn.info[_PENDING]
